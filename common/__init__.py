@@ -1,0 +1,1 @@
+"""United SSL bundles: shared components for stepwise incremental self-supervised pretraining."""

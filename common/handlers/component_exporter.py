@@ -1,0 +1,69 @@
+"""Export each component of a finished stage as its own state dict (``encoder.pt``, ``decoder.pt``, ...)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import torch
+from ignite.engine import Engine, Events
+
+from common.engines.distributed import unwrap
+
+__all__ = ["ComponentExporter", "MANIFEST", "MODEL"]
+
+MANIFEST = "components.json"
+#: The whole generator (``encoder.*``, ``head.*``, ``decoder.*``), for ``ckpt_export`` and MONAI Label.
+MODEL = "model.pt"
+
+
+class ComponentExporter:
+    """At the end of training, write ``<output_dir>/<component>.pt`` for every component of the stage.
+
+    Files hold plain ``state_dict``s of :class:`~common.networks.GenesisEncoder` (``encoder.pt``), the head
+    (``head.pt``), :class:`~common.networks.GenesisDecoder` (``decoder.pt``, stage >= 2) and
+    :class:`~common.networks.ConditionalPatchCritic` (``adversary.pt``, stage 3), with no wrapper prefix, so
+    ``GenesisEncoder(...).load_state_dict(torch.load("encoder.pt"))`` works; ``model.pt`` holds the whole
+    generator (``encoder.*``, ``head.*``, ``decoder.*`` keys) for ``ckpt_export`` and MONAI Label. A ``components.json`` manifest
+    records the files, tensor and parameter counts, and the epoch/iteration they come from. Attach on rank 0 only.
+
+    Args:
+        output_dir: the stage directory.
+    """
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+        self.logger = logging.getLogger(__name__)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    @staticmethod
+    def _save(state: dict, path: str) -> None:
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def __call__(self, engine: Engine) -> None:
+        os.makedirs(self.output_dir, exist_ok=True)
+        components = dict(unwrap(engine.network).components())
+        adversary = getattr(engine, "adversary", None)
+        if adversary is not None:
+            components["adversary"] = adversary
+        manifest = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, "components": {}}
+        for name, module in components.items():
+            path = os.path.join(self.output_dir, f"{name}.pt")
+            state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+            self._save(state, path)
+            manifest["components"][name] = {
+                "file": f"{name}.pt",
+                "class": type(module).__name__,
+                "tensors": len(state),
+                "parameters": sum(p.numel() for p in module.parameters()),
+            }
+        network = unwrap(engine.network)
+        self._save({k: v.detach().cpu() for k, v in network.state_dict().items()}, os.path.join(self.output_dir, MODEL))
+        manifest["model"] = {"file": MODEL, "class": type(network).__name__, "tensors": len(network.state_dict())}
+        with open(os.path.join(self.output_dir, MANIFEST), "w") as f:
+            json.dump(manifest, f, indent=2)
+        self.logger.info(f"exported {', '.join(f'{n}.pt' for n in components)} to {self.output_dir}")

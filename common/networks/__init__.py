@@ -1,0 +1,10 @@
+"""Networks: the Genesis U-Net encoder and decoder, heads, the adversary critic and the United model."""
+
+from common.networks.adversary import ConditionalPatchCritic
+from common.networks.decoder import GenesisDecoder
+from common.networks.encoder import GenesisEncoder
+from common.networks.heads import ClassificationHead
+from common.networks.restorer import Restorer
+from common.networks.united_model import COMPONENTS, UnitedModel
+
+__all__ = ["COMPONENTS", "ClassificationHead", "ConditionalPatchCritic", "GenesisDecoder", "GenesisEncoder", "Restorer", "UnitedModel"]
