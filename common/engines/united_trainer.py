@@ -93,7 +93,7 @@ class UnitedTrainer(SupervisedTrainer):
             epoch_length=epoch_length,
             non_blocking=non_blocking,
             prepare_batch=prepare_batch,
-            train_handlers=train_handlers,
+            train_handlers=None,  # registered last, once the adversary and objective exist
             amp=amp,
             **kwargs,
         )
@@ -115,6 +115,8 @@ class UnitedTrainer(SupervisedTrainer):
         self.critic_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         for key in LOSS_KEYS:
             Average(output_transform=lambda out, k=key: out[k], device="cpu").attach(self, key)
+        if train_handlers:
+            self._register_handlers(train_handlers)
 
     def _freeze(self, model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
         frozen = []
