@@ -10,11 +10,12 @@ import torch
 from ignite.engine import Engine, Events
 
 from common.engines.distributed import unwrap
+from common.networks.restorer import Restorer
 
 __all__ = ["ComponentExporter", "MANIFEST", "MODEL"]
 
 MANIFEST = "components.json"
-#: The whole generator (``encoder.*``, ``head.*``, ``decoder.*``), for ``ckpt_export`` and MONAI Label.
+#: The restorative network (:class:`~common.networks.Restorer`: ``encoder.*``, ``decoder.*``), from stage 2 on.
 MODEL = "model.pt"
 
 
@@ -24,8 +25,9 @@ class ComponentExporter:
     Files hold plain ``state_dict``s of :class:`~common.networks.GenesisEncoder` (``encoder.pt``), the head
     (``head.pt``), :class:`~common.networks.GenesisDecoder` (``decoder.pt``, stage >= 2) and
     :class:`~common.networks.ConditionalPatchCritic` (``adversary.pt``, stage 3), with no wrapper prefix, so
-    ``GenesisEncoder(...).load_state_dict(torch.load("encoder.pt"))`` works; ``model.pt`` holds the whole
-    generator (``encoder.*``, ``head.*``, ``decoder.*`` keys) for ``ckpt_export`` and MONAI Label. A ``components.json`` manifest
+    ``GenesisEncoder(...).load_state_dict(torch.load("encoder.pt"))`` works; from stage 2 on, ``model.pt``
+    holds the :class:`~common.networks.Restorer` (``encoder.*``, ``decoder.*`` keys): the ``network_def`` of the
+    bundle's inference config, for ``ckpt_export`` and MONAI Label. A ``components.json`` manifest
     records the files, tensor and parameter counts, and the epoch/iteration they come from. Attach on rank 0 only.
 
     Args:
@@ -61,9 +63,11 @@ class ComponentExporter:
                 "tensors": len(state),
                 "parameters": sum(p.numel() for p in module.parameters()),
             }
-        network = unwrap(engine.network)
-        self._save({k: v.detach().cpu() for k, v in network.state_dict().items()}, os.path.join(self.output_dir, MODEL))
-        manifest["model"] = {"file": MODEL, "class": type(network).__name__, "tensors": len(network.state_dict())}
+        if "decoder" in components:
+            restorer = Restorer(components["encoder"], components["decoder"])
+            state = {k: v.detach().cpu() for k, v in restorer.state_dict().items()}
+            self._save(state, os.path.join(self.output_dir, MODEL))
+            manifest["model"] = {"file": MODEL, "class": "Restorer", "tensors": len(state)}
         with open(os.path.join(self.output_dir, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
         self.logger.info(f"exported {', '.join(f'{n}.pt' for n in components)} to {self.output_dir}")
