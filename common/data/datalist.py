@@ -207,7 +207,7 @@ def resolve_training_data(
         return datalist_from_folder(dataset_dir)
     except (FileNotFoundError, NotADirectoryError) as e:
         if datalist:
-            raise FileNotFoundError(f"Datalist {datalist} does not exist, and scanning dataset_dir failed: {e}") from e
+            raise FileNotFoundError(f"{_missing_datalist_message(Path(datalist))} Scanning dataset_dir failed too: {e}") from e
         raise
 
 

@@ -131,7 +131,7 @@ def test_resolve_training_data_falls_back_to_folder(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         entries = dl.resolve_training_data(tmp_path, str(tmp_path / "missing.json"), "unlabeled")
     assert [Path(e["image"]).name for e in entries] == ["x.nii.gz"] and "missing.json" in caplog.text
-    with pytest.raises(FileNotFoundError, match="missing.json.*does not exist"):
+    with pytest.raises(FileNotFoundError, match="missing.json.*not found"):
         dl.resolve_training_data(tmp_path / "empty", str(tmp_path / "missing.json"), "unlabeled")
 
 
