@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.losses import AdversarialLoss, UnitedLoss, WassersteinGPLoss
+from common.losses import TERMS, AdversarialLoss, UnitedLoss, WassersteinGPLoss
 from common.tasks import DiscriminativeTask
 
 __all__ = ["UnitedObjective", "requires_grad"]
@@ -115,3 +115,8 @@ class UnitedObjective(nn.Module):
             with requires_grad(self.adversary, False):
                 terms["adv"] = self.adversarial_loss.generator_loss(self.adversary, reconstruction, batch["image"])
         return terms, logs
+
+    @staticmethod
+    def report(loss: torch.Tensor, terms: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Floats for logging: ``loss`` and ``loss_dis``, ``loss_res``, ``loss_adv`` (unweighted; 0.0 when inactive)."""
+        return {"loss": loss.item(), **{f"loss_{k}": terms[k].item() if k in terms else 0.0 for k in TERMS}}

@@ -86,7 +86,7 @@ class UnitedEvaluator(SupervisedEvaluator):
             outputs = engine.network(batch["image"])
             terms, logs = engine.objective.generator_terms(outputs, batch)
             loss = engine.objective.loss(terms)
-        output = {"loss": loss.item(), **{f"loss_{k}": terms[k].item() if k in terms else 0.0 for k in ("dis", "res", "adv")}}
+        output = engine.objective.report(loss, terms)
         output.update(logs)
         engine.state.output = output
         return output

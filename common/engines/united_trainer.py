@@ -50,6 +50,7 @@ class UnitedTrainer(SupervisedTrainer):
             Required when the adversarial term is active.
         critic_steps: critic updates per generator step.
         freeze: names of components (``encoder``, ``head``, ``decoder``) kept fixed: no gradient, eval mode.
+            Only for an unwrapped network (DistributedDataParallel must be built after freezing).
         epoch_length: iterations per epoch (default: the loader's length).
         non_blocking: non-blocking host-to-device copies.
         prepare_batch: batch preparation; the default moves every tensor of the dict to ``device``.
@@ -98,6 +99,11 @@ class UnitedTrainer(SupervisedTrainer):
             **kwargs,
         )
         model = unwrap(network)
+        if freeze and model is not network:
+            raise ValueError(
+                f"freeze={list(freeze)} with a wrapped network: DistributedDataParallel registers the parameters that "
+                "require grad when it is built, so freeze them on `network_def` in `initialize`, before the wrap."
+            )
         objective.check_model(model)
         self.objective = objective.to(self.state.device)
         self.critic_steps = critic_steps
@@ -186,7 +192,7 @@ class UnitedTrainer(SupervisedTrainer):
             objective.task.after_step(unwrap(engine.network))
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
 
-        output = {"loss": loss.item(), **{f"loss_{k}": terms[k].item() if k in terms else 0.0 for k in ("dis", "res", "adv")}}
+        output = objective.report(loss, terms)
         output.update(logs)
         output.update(term_logs)
         engine.state.output = output

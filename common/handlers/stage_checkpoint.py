@@ -6,7 +6,7 @@ import glob
 import logging
 import os
 
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
 __all__ = ["latest_checkpoint", "StageCheckpointSaver", "StageResume", "FINAL_CHECKPOINT"]
@@ -31,6 +31,8 @@ class StageCheckpointSaver:
 
     Wraps MONAI's :class:`~monai.handlers.CheckpointSaver`; the objects come from
     ``UnitedTrainer.checkpoint_objects()`` at attach time, so a config need not list them (they differ by stage).
+    ``checkpoint_final.pt`` is written only when training completes; after a crash, the newest interval
+    checkpoint (an epoch boundary) is where a re-run resumes.
 
     Args:
         save_dir: the stage directory (``<output_dir>/stage<k>``).
@@ -44,14 +46,18 @@ class StageCheckpointSaver:
         self.n_saved = n_saved
 
     def attach(self, engine: Engine) -> None:
-        CheckpointSaver(
+        saver = CheckpointSaver(
             save_dir=self.save_dir,
             save_dict=_objects(engine),
             save_final=True,
             final_filename=FINAL_CHECKPOINT,
             save_interval=self.save_interval,
             n_saved=self.n_saved,
-        ).attach(engine)
+        )
+        saver.attach(engine)
+        # MONAI also writes the "final" checkpoint when training raises. A mid-epoch state would make a re-run
+        # look finished (the epoch counter already counts the broken epoch), so resume from intervals instead.
+        engine.remove_event_handler(saver.exception_raised, Events.EXCEPTION_RAISED)
 
 
 class StageResume:

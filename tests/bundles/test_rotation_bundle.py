@@ -118,3 +118,27 @@ def test_monai_label_style_overrides(make_workflow, phantom_datalist: str) -> No
     )
     run(workflow)
     assert workflow.parser.get_parsed_content("train#trainer").state.iteration == 2
+
+
+def test_a_crashed_stage_resumes_from_its_last_epoch_not_as_finished(make_workflow) -> None:
+    run(make_workflow("stage1", "smoke"))  # epoch 1 completes: checkpoint_final.pt (epoch 1)
+    crashing = make_workflow("stage1", "smoke", max_epochs=3, **{"train#trainer#epoch_length": 2})
+    crashing.initialize()
+    trainer = crashing.parser.get_parsed_content("train#trainer")
+
+    def crash(engine) -> None:
+        if engine.state.epoch == 3:
+            raise RuntimeError("simulated crash")
+
+    from ignite.engine import Events
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, crash)
+    with pytest.raises(RuntimeError) as error:
+        crashing.run()
+    assert "simulated crash" in str(error.value.__cause__)
+    stage_dir = crashing.parser.get_parsed_content("stage_dir")
+    final = torch.load(os.path.join(stage_dir, "checkpoint_final.pt"), weights_only=True)
+    assert final["trainer"]["iteration"] == 2  # the crash (at iteration 5) did not overwrite the final checkpoint
+    rerun = run(make_workflow("stage1", "smoke", max_epochs=3))
+    state = rerun.parser.get_parsed_content("train#trainer").state
+    assert (state.epoch, state.iteration) == (3, 6)  # resumed at the end of epoch 2 and finished epoch 3

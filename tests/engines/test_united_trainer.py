@@ -150,3 +150,14 @@ def test_inconsistent_set_ups_raise() -> None:
         UnitedObjective(PretextClassificationTask(), 1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="needs a discriminative task"):
         UnitedObjective(None, 1.0)
+
+
+def test_freeze_refuses_a_wrapped_network() -> None:
+    model = _model(decoder=False)
+    wrapped = torch.nn.DataParallel(model)
+    with pytest.raises(ValueError, match="before the wrap"):
+        UnitedTrainer(
+            device="cpu", max_epochs=1, train_data_loader=_batches(), network=wrapped,
+            optimizer=torch.optim.Adam(model.parameters()), objective=UnitedObjective(PretextClassificationTask()),
+            freeze=("encoder",),
+        )
