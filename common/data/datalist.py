@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from common.data.cache_location import DATALIST_NAME, default_cache_dir
+
 logger = logging.getLogger(__name__)
 
 #: Keys that every datalist written by this project contains (lists may be empty).
@@ -34,8 +36,6 @@ _PREPARE_HINT = "python tools/sample_data.py"
 
 def _missing_datalist_message(path: Path) -> str:
     """Builds the error text for a datalist file that does not exist."""
-    from common.data.sample_data import DATALIST_NAME, default_cache_dir
-
     default = Path(default_cache_dir()) / DATALIST_NAME
     if path.resolve() == default.resolve():
         return (

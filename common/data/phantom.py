@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
-from common.data.datalist import atomic_output, write_datalist
+from common.data.datalist import write_datalist
+from common.data.nifti_io import save_nifti
 
 PHANTOM_VERSION = "1.0"
 PHANTOM_SPACING_MM = 3.0
@@ -95,16 +95,6 @@ def phantom_affine(shape: tuple[int, int, int], spacing: float = PHANTOM_SPACING
     return affine
 
 
-def _save(array: np.ndarray, affine: np.ndarray, dest: Path) -> None:
-    """Writes a NIfTI file atomically with qform and sform set."""
-    img = nib.Nifti1Image(array, affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm", "sec")
-    with atomic_output(dest) as tmp:
-        nib.save(img, str(tmp))
-
-
 def write_phantom_dataset(
     out_dir: str | os.PathLike, num_volumes: int = 3, shape: tuple[int, int, int] = (48, 48, 40), seed: int = 0
 ) -> str:
@@ -131,8 +121,8 @@ def write_phantom_dataset(
     for i in range(num_volumes):
         image, label = make_ct_phantom_with_labels(shape, seed + i)
         image_rel, label_rel = f"images/phantom_{i:03d}.nii.gz", f"labels/phantom_{i:03d}.nii.gz"
-        _save(image, affine, out / image_rel)
-        _save(label, affine, out / label_rel)
+        save_nifti(image, affine, out / image_rel)
+        save_nifti(label, affine, out / label_rel)
         source = {
             "package": "common.data.phantom", "version": PHANTOM_VERSION, "license": "Apache-2.0",
             "member": f"make_ct_phantom(shape={list(shape)}, seed={seed + i})", "note": "generated phantom",

