@@ -68,7 +68,8 @@ def torchrun(stage: str, datalist: str, output_dir: str, probe_dir: str, tmp_pat
     env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, env.get("PYTHONPATH")) if p)
     # own session: on timeout the launcher and its workers are killed together, nothing is left behind
     proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8", errors="replace",
+        start_new_session=True,
     )
     try:
         output, _ = proc.communicate(timeout=TIMEOUT)

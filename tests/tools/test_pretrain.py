@@ -50,7 +50,7 @@ def test_monai_bundle_run_command_line(phantom: str, tmp_path) -> None:
         "--bundle_root", "bundles/rotation",
         "--datalist", phantom, "--dataset_dir", os.path.dirname(phantom), "--output_dir", str(tmp_path / "cli"),
     ]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, encoding="utf-8", errors="replace", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert os.path.isfile(tmp_path / "cli" / "stage1" / "encoder.pt")
     assert "stage hand-off" not in result.stdout  # stage 1 loads nothing

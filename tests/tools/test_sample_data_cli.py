@@ -45,7 +45,7 @@ def test_cli_runs_from_repo_root_without_pythonpath(prepared_cache):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [sys.executable, "tools/sample_data.py", "--cache_dir", str(prepared_cache)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "nothing to do" in proc.stderr
