@@ -13,6 +13,8 @@ __all__ = ["ProgressBarHandler"]
 class ProgressBarHandler:
     """Attach ignite's tqdm :class:`~ignite.handlers.ProgressBar`, showing the listed output keys.
 
+    Loss terms (``loss_*``) that are exactly 0.0 are the stage's inactive terms and are not shown.
+
     Args:
         output_keys: keys of ``engine.state.output`` to display (missing keys are skipped).
         persist: keep each epoch's bar on screen after it completes.
@@ -23,6 +25,9 @@ class ProgressBarHandler:
         self.persist = persist
 
     def attach(self, engine: Engine) -> None:
-        ProgressBar(persist=self.persist).attach(
-            engine, output_transform=lambda out: {k: out[k] for k in self.output_keys if k in out}
-        )
+        ProgressBar(persist=self.persist).attach(engine, output_transform=self._shown)
+
+    def _shown(self, output: dict) -> dict:
+        return {
+            k: output[k] for k in self.output_keys if k in output and not (k.startswith("loss_") and output[k] == 0.0)
+        }
