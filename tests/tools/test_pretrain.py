@@ -32,6 +32,8 @@ def test_pretrain_chains_three_stages(phantom: str, tmp_path, capsys) -> None:
     assert "Exported weights:" in printed and os.path.join(out, "stage3") in printed
     # continuing from an existing stage 1 with another overlay list works too
     assert list(pretrain.pretrain(BUNDLE, overlays=["smoke"], stages="2", datalist=phantom, output_dir=out)) == ["stage2"]
+    joint = pretrain.pretrain(BUNDLE, overlays="smoke", joint=True, datalist=phantom, output_dir=out)
+    assert joint == {"joint": os.path.join(out, "joint")} and os.path.isfile(os.path.join(out, "joint", "adversary.pt"))
 
 
 def test_pretrain_rejects_unknown_overlays_and_bundles(tmp_path) -> None:
