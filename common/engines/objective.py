@@ -85,7 +85,7 @@ class UnitedObjective(nn.Module):
                 f"loss weights {self.loss.weights} need a decoder, but the network has none "
                 "(check the stage overlay: stage 2 and 3 build `decoder_def`)."
             )
-        if "dis" in self.active and getattr(model, "head", None) is None and getattr(self.task, "needs_head", True):
+        if "dis" in self.active and getattr(model, "head", None) is None and self.task.needs_head:
             raise ValueError(f"w_dis={self.loss.weights['dis']} needs a head, but the network has none.")
 
     def generator_terms(

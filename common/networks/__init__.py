@@ -5,6 +5,6 @@ from common.networks.decoder import GenesisDecoder
 from common.networks.encoder import GenesisEncoder
 from common.networks.heads import ClassificationHead
 from common.networks.restorer import Restorer
-from common.networks.united_model import COMPONENTS, UnitedModel
+from common.networks.united_model import UnitedModel
 
-__all__ = ["COMPONENTS", "ClassificationHead", "ConditionalPatchCritic", "GenesisDecoder", "GenesisEncoder", "Restorer", "UnitedModel"]
+__all__ = ["ClassificationHead", "ConditionalPatchCritic", "GenesisDecoder", "GenesisEncoder", "Restorer", "UnitedModel"]

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["UnitedModel", "COMPONENTS"]
-
-#: Component names used for exported weights (``<name>.pt``) and for the stage hand-off.
-COMPONENTS = ("encoder", "head", "decoder", "adversary")
+__all__ = ["UnitedModel"]
 
 
 class UnitedModel(nn.Module):

@@ -30,7 +30,12 @@ class DiscriminativeTask(nn.Module, ABC):
        the device;
     2. ``task.after_step(model)`` after the generator's optimizer step, with the unwrapped
        :class:`~common.networks.UnitedModel` (for momentum/queue updates).
+
+    Attributes:
+        needs_head: whether the task reads ``outputs["head"]``; the trainer then refuses a model without a head.
     """
+
+    needs_head: bool = True
 
     @abstractmethod
     def forward(
