@@ -9,15 +9,14 @@ so a prepared folder can be moved or copied to another machine.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from common.data.atomic import atomic_output
 from common.data.cache_location import DATALIST_NAME, default_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -27,9 +26,6 @@ DATALIST_KEYS: tuple[str, ...] = ("unlabeled", "validation", "unlabeled_mr", "la
 
 #: File name endings read as single volumes by :func:`datalist_from_folder`.
 VOLUME_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
-
-#: Name prefix of the temporary files written by :func:`atomic_output`.
-PARTIAL_PREFIX = ".partial-"
 
 _PREPARE_HINT = "python tools/sample_data.py"
 
@@ -209,31 +205,6 @@ def resolve_training_data(
         if datalist:
             raise FileNotFoundError(f"{_missing_datalist_message(Path(datalist))} Scanning dataset_dir failed too: {e}") from e
         raise
-
-
-@contextlib.contextmanager
-def atomic_output(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary path beside ``dest`` that replaces ``dest`` only if the block succeeds.
-
-    The temporary name keeps ``dest``'s file name as its ending (so writers that choose a format by
-    extension, such as nibabel and ITK, still work). On error the temporary file is removed and
-    ``dest`` is left as it was.
-
-    Args:
-        dest: the final path.
-
-    Yields:
-        The temporary path to write to.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:12]}-{dest.name}"
-    try:
-        yield tmp
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_datalist(data: dict[str, Any], path: str | os.PathLike) -> str:

@@ -11,7 +11,7 @@ import logging
 import os
 import struct
 
-from common.data.datalist import atomic_output
+from common.data.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """NIfTI and file input/output that never leaves a half-written file at its destination.
 
 Every write goes to a temporary file beside the destination, renamed into place only once it is
-complete (see :func:`common.data.datalist.atomic_output`).
+complete (see :func:`common.data.atomic.atomic_output`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import shutil
 import nibabel as nib
 import numpy as np
 
-from common.data.datalist import atomic_output
+from common.data.atomic import atomic_output
 
 
 def save_nifti(array: np.ndarray, affine: np.ndarray, dest: str | os.PathLike) -> None:

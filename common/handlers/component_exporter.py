@@ -9,6 +9,7 @@ import os
 import torch
 from ignite.engine import Engine, Events
 
+from common.data.atomic import atomic_output
 from common.engines.distributed import unwrap
 from common.networks.restorer import Restorer
 
@@ -43,8 +44,8 @@ class ComponentExporter:
 
     @staticmethod
     def _save(state: dict, path: str) -> None:
-        torch.save(state, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        with atomic_output(path) as tmp:
+            torch.save(state, tmp)
 
     def __call__(self, engine: Engine) -> None:
         os.makedirs(self.output_dir, exist_ok=True)

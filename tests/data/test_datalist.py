@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.data import atomic
 from common.data import datalist as dl
 from common.data import sample_data
 
@@ -139,17 +140,7 @@ def test_write_datalist_is_atomic_and_checks_keys(tmp_path):
     data = {key: [] for key in dl.DATALIST_KEYS}
     path = dl.write_datalist({**data, "name": "t"}, tmp_path / "d.json")
     assert json.loads(Path(path).read_text())["name"] == "t"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(dl.PARTIAL_PREFIX)]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(atomic.PARTIAL_PREFIX)]
     with pytest.raises(ValueError, match="labeled"):
         dl.write_datalist({"unlabeled": []}, tmp_path / "e.json")
     assert not (tmp_path / "e.json").exists()
-
-
-def test_atomic_output_keeps_old_file_on_error(tmp_path):
-    dest = tmp_path / "x.json"
-    dest.write_text("old")
-    with pytest.raises(RuntimeError):
-        with dl.atomic_output(dest) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
-    assert dest.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.json"]

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from common.data.datalist import PARTIAL_PREFIX
+from common.data.atomic import PARTIAL_PREFIX
 from common.data.nifti_io import copy_file_atomic, load_nifti, save_nifti
 
 

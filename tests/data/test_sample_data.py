@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from common.data import sample_data, sdist
-from common.data.datalist import DATALIST_KEYS, PARTIAL_PREFIX, load_datalist
+from common.data.atomic import PARTIAL_PREFIX
+from common.data.datalist import DATALIST_KEYS, load_datalist
 
 # importing ITK's SWIG bindings emits these on Python 3.11+
 pytestmark = pytest.mark.filterwarnings("ignore:builtin type [Ss]wig:DeprecationWarning")
