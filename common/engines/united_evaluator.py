@@ -16,6 +16,10 @@ from common.engines.objective import UnitedObjective
 __all__ = ["UnitedEvaluator"]
 
 
+def _lower_is_better(current: float, best: float) -> bool:
+    return current < best
+
+
 class UnitedEvaluator(SupervisedEvaluator):
     """Evaluate the stage's weighted loss (and each term) on a validation loader.
 
@@ -48,7 +52,7 @@ class UnitedEvaluator(SupervisedEvaluator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("decollate", False)
-        kwargs.setdefault("metric_cmp_fn", lambda current, best: best < 0 or current < best)
+        kwargs.setdefault("metric_cmp_fn", _lower_is_better)
         super().__init__(
             device=device,
             val_data_loader=val_data_loader,
@@ -65,6 +69,7 @@ class UnitedEvaluator(SupervisedEvaluator):
         )
         self.objective = objective
         self.seed = seed
+        self.state.best_metric = float("inf")  # MONAI starts at -1; the loss (with an adversarial term) can be negative
 
     def _reseed(self) -> None:
         transform = getattr(getattr(self.data_loader, "dataset", None), "transform", None)
