@@ -24,7 +24,7 @@ import fire
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pretrain import _as_list, run_stage  # noqa: E402
+from pretrain import as_list, run_stage  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -46,13 +46,14 @@ def benchmark(
         overrides: bundle overrides for every stage.
 
     Returns:
-        The report: per stage, wall seconds, iterations, seconds per iteration, final losses; totals; machine.
+        The report: per stage, wall seconds, iterations, seconds per iteration and parameter counts; the total
+        wall time, the peak RSS and the machine (CPUs, threads, load average before and after).
     """
     temporary = None if output_dir else tempfile.TemporaryDirectory(prefix="united-bench-")
     output_dir = output_dir or temporary.name
     report: dict = {
         "bundle": os.path.normpath(bundle_dir),
-        "overlays": _as_list(overlays),
+        "overlays": as_list(overlays),
         "machine": {
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
@@ -63,9 +64,9 @@ def benchmark(
         "stages": {},
     }
     start_all = time.perf_counter()
-    for stage in [f"stage{int(s)}" for s in _as_list(stages)]:
+    for stage in [f"stage{int(s)}" for s in as_list(stages)]:
         start = time.perf_counter()
-        workflow_dir = run_stage(bundle_dir, stage, _as_list(overlays), output_dir=output_dir, **overrides)
+        workflow_dir = run_stage(bundle_dir, stage, as_list(overlays), output_dir=output_dir, **overrides)
         wall = time.perf_counter() - start
         manifest = json.load(open(os.path.join(workflow_dir, "components.json")))
         iterations = manifest["iteration"]

@@ -22,7 +22,8 @@ import fire
 from monai.bundle import ConfigWorkflow
 
 
-def _as_list(value: str | int | Sequence | None) -> list:
+def as_list(value: str | int | Sequence | None) -> list:
+    """A CLI value as a list: ``"1,2"`` -> ``["1", "2"]``, ``3`` -> ``["3"]``, lists unchanged, ``None`` -> ``[]``."""
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
@@ -79,12 +80,12 @@ def pretrain(
         Output folder per stage name.
     """
     bundle_dir = os.path.normpath(bundle_dir)
-    names = ["joint"] if joint else [f"stage{int(s)}" for s in _as_list(stages)]
+    names = ["joint"] if joint else [f"stage{int(s)}" for s in as_list(stages)]
     outputs: dict[str, str] = {}
     for i, name in enumerate(names, start=1):
         print(f"\n=== {os.path.basename(bundle_dir)}: {name} ({i}/{len(names)}) ===", flush=True)
         start = time.perf_counter()
-        outputs[name] = run_stage(bundle_dir, name, _as_list(overlays), **overrides)
+        outputs[name] = run_stage(bundle_dir, name, as_list(overlays), **overrides)
         print(f"=== {name} done in {time.perf_counter() - start:.0f} s: weights in {outputs[name]} ===", flush=True)
     print("\nExported weights:")
     for name, folder in outputs.items():

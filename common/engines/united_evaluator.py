@@ -12,6 +12,7 @@ from torch import nn
 
 from common.engines.batch import prepare_ssl_batch
 from common.engines.objective import UnitedObjective
+from common.losses import TERMS
 
 __all__ = ["UnitedEvaluator"]
 
@@ -62,7 +63,7 @@ class UnitedEvaluator(SupervisedEvaluator):
             key_val_metric={"val_loss": Average(output_transform=lambda out: out["loss"], device="cpu")},
             additional_metrics={
                 f"val_loss_{k}": Average(output_transform=lambda out, k=k: out[f"loss_{k}"], device="cpu")
-                for k in ("dis", "res", "adv")
+                for k in TERMS
             },
             val_handlers=val_handlers,
             **kwargs,

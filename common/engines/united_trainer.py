@@ -15,11 +15,12 @@ from torch.optim import Optimizer
 from common.engines.batch import prepare_ssl_batch
 from common.engines.distributed import average_gradients, broadcast_module, unwrap
 from common.engines.objective import UnitedObjective
+from common.losses import TERMS
 
 __all__ = ["UnitedTrainer", "LOSS_KEYS"]
 
 #: Keys of the trainer's per-iteration output that are also averaged per epoch into ``state.metrics``.
-LOSS_KEYS = ("loss", "loss_dis", "loss_res", "loss_adv", "loss_critic")
+LOSS_KEYS = ("loss", *(f"loss_{term}" for term in TERMS), "loss_critic")
 
 
 class UnitedTrainer(SupervisedTrainer):

@@ -43,32 +43,30 @@ class ComponentExporter:
         engine.add_event_handler(Events.COMPLETED, self)
 
     @staticmethod
-    def _save(state: dict, path: str) -> None:
+    def _save(module: torch.nn.Module, path: str) -> int:
+        """Save ``module``'s state dict on the CPU, atomically; return its number of tensors."""
+        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
         with atomic_output(path) as tmp:
             torch.save(state, tmp)
+        return len(state)
 
     def __call__(self, engine: Engine) -> None:
-        os.makedirs(self.output_dir, exist_ok=True)
         components = dict(unwrap(engine.network).components())
         adversary = getattr(engine, "adversary", None)
         if adversary is not None:
             components["adversary"] = adversary
         manifest = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, "components": {}}
         for name, module in components.items():
-            path = os.path.join(self.output_dir, f"{name}.pt")
-            state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-            self._save(state, path)
             manifest["components"][name] = {
                 "file": f"{name}.pt",
                 "class": type(module).__name__,
-                "tensors": len(state),
+                "tensors": self._save(module, os.path.join(self.output_dir, f"{name}.pt")),
                 "parameters": sum(p.numel() for p in module.parameters()),
             }
         if "decoder" in components:
             restorer = Restorer(components["encoder"], components["decoder"])
-            state = {k: v.detach().cpu() for k, v in restorer.state_dict().items()}
-            self._save(state, os.path.join(self.output_dir, MODEL))
-            manifest["model"] = {"file": MODEL, "class": "Restorer", "tensors": len(state)}
-        with open(os.path.join(self.output_dir, MANIFEST), "w") as f:
-            json.dump(manifest, f, indent=2)
+            tensors = self._save(restorer, os.path.join(self.output_dir, MODEL))
+            manifest["model"] = {"file": MODEL, "class": "Restorer", "tensors": tensors}
+        with atomic_output(os.path.join(self.output_dir, MANIFEST)) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=2))
         self.logger.info(f"exported {', '.join(f'{n}.pt' for n in components)} to {self.output_dir}")
