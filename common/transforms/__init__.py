@@ -1,5 +1,30 @@
 """Proxy-task transforms: one file per task; each emits ``image``, ``target`` and a task key."""
 
+from common.transforms.bezier_intensity import RandBezierIntensityd, bezier_curve, bezier_lookup, interp
+from common.transforms.corruption import RandCorruptiond
+from common.transforms.elastic import RandElasticDeformd, elastic_displacement, warp
+from common.transforms.genesis import RandGenesisCorruptiond
+from common.transforms.local_shuffle import RandLocalPixelShuffled
+from common.transforms.painting import RandInPaintd, RandOutPaintd
+from common.transforms.patch_swap import RandPatchSwapd
 from common.transforms.rotation import ROTATION_GROUPS, RandRotationPretextd, apply_rotation, rotation_group
 
-__all__ = ["ROTATION_GROUPS", "RandRotationPretextd", "apply_rotation", "rotation_group"]
+__all__ = [
+    "ROTATION_GROUPS",
+    "RandBezierIntensityd",
+    "RandCorruptiond",
+    "RandElasticDeformd",
+    "RandGenesisCorruptiond",
+    "RandInPaintd",
+    "RandLocalPixelShuffled",
+    "RandOutPaintd",
+    "RandPatchSwapd",
+    "RandRotationPretextd",
+    "apply_rotation",
+    "bezier_curve",
+    "bezier_lookup",
+    "elastic_displacement",
+    "interp",
+    "rotation_group",
+    "warp",
+]
