@@ -78,7 +78,8 @@ def interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
     idx = torch.searchsorted(xp, flat, right=True).clamp(1, xp.numel() - 1)
     x0, x1, y0, y1 = xp[idx - 1], xp[idx], fp[idx - 1], fp[idx]
     span = x1 - x0
-    weight = torch.where(span > 0, (flat - x0) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(span))
+    safe_span = torch.where(span > 0, span, torch.ones_like(span))
+    weight = torch.where(span > 0, (flat - x0) / safe_span, torch.zeros_like(span))
     return (y0 + weight * (y1 - y0)).reshape(x.shape)
 
 

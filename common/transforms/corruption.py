@@ -89,7 +89,9 @@ class RandCorruptiond(RandomizableTransform, MapTransform):
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, check_probability("prob", prob))
         if target_key is not None and target_key in self.keys:
-            raise ValueError(f"target_key {target_key!r} is also in keys {self.keys}: the target must stay uncorrupted.")
+            raise ValueError(
+                f"target_key {target_key!r} is also in keys {self.keys}: the target must stay uncorrupted."
+            )
         self.target_key = target_key
 
     def randomize(self, spatial_shape: Sequence[int]) -> None:

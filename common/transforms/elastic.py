@@ -16,10 +16,10 @@ The convention, in voxels, for every deformed spatial axis ``a``::
 ``991 * 0.577 / (2 sqrt(pi) * 8) ** 1.5 = 3.8`` voxels. Non-deformed axes get ``d_a = 0``.
 
 Here the smoothing uses MONAI's sampled, normalised Gaussian kernel (``gaussian_1d``) of the same radius
-(``int(4 sigma + 0.5)``) with zero padding, applied axis by axis as a banded matrix product, and the resampling is ``torch.nn.functional.grid_sample`` with
-``align_corners=False`` and ``padding_mode="reflection"`` (the same half-voxel reflection as scipy's
-``"reflect"``), so the result matches ``scipy.ndimage.map_coordinates(order=1, mode="reflect")`` on the same
-field.
+(``int(4 sigma + 0.5)``) with zero padding, applied axis by axis as a banded matrix product, and the
+resampling is ``torch.nn.functional.grid_sample`` with ``align_corners=False`` and
+``padding_mode="reflection"`` (the same half-voxel reflection as scipy's ``"reflect"``), so the result matches
+``scipy.ndimage.map_coordinates(order=1, mode="reflect")`` on the same field.
 
 Why custom: MONAI's ``Rand3DElastic(sigma_range=(s, s), magnitude_range=(a, a))`` uses the same (alpha, sigma)
 convention but deforms all three axes (no in-plane option) and truncates the kernel at 3 sigma with an
@@ -65,7 +65,8 @@ def elastic_displacement(noise: torch.Tensor, sigma: float, alpha: float) -> tor
         # ~50x faster than a 65-tap convolution (MONAI's separable_filtering) at 64^3, with the same result
         index = torch.arange(noise.shape[axis], device=noise.device)
         offset = index[None, :] - index[:, None]  # [output i, input j] -> j - i
-        band = torch.where(offset.abs() <= radius, kernel[(offset + radius).clamp(0, 2 * radius)], torch.zeros_like(kernel[0]))
+        weights = kernel[(offset + radius).clamp(0, 2 * radius)]
+        band = torch.where(offset.abs() <= radius, weights, torch.zeros_like(weights))
         smoothed = torch.movedim(torch.tensordot(smoothed, band, dims=([axis], [1])), -1, axis)
     return smoothed * alpha
 
@@ -145,7 +146,9 @@ class RandElasticDeformd(RandCorruptiond):
         if spatial_axes is not None:
             axes = [int(a) for a in spatial_axes]
             if not axes or len(set(axes)) != len(axes) or any(a < 0 or a > 2 for a in axes):
-                raise ValueError(f"spatial_axes must be distinct spatial axes in 0..2 (or None for all), got {spatial_axes!r}.")
+                raise ValueError(
+                    f"spatial_axes must be distinct spatial axes in 0..2 (or None for all), got {spatial_axes!r}."
+                )
             spatial_axes = tuple(axes)
         self.alpha, self.sigma = float(alpha), float(sigma)
         self.spatial_axes = spatial_axes

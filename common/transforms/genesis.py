@@ -108,7 +108,9 @@ class RandGenesisCorruptiond(Randomizable, MapTransform):
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         if target_key is not None and target_key in self.keys:
-            raise ValueError(f"target_key {target_key!r} is also in keys {self.keys}: the target must stay uncorrupted.")
+            raise ValueError(
+                f"target_key {target_key!r} is also in keys {self.keys}: the target must stay uncorrupted."
+            )
         if int(max_flips) != max_flips or max_flips < 0:
             raise ValueError(f"max_flips must be a non-negative integer, got {max_flips!r}.")
         self.target_key = target_key
@@ -162,7 +164,9 @@ class RandGenesisCorruptiond(Randomizable, MapTransform):
             d[key] = convert_to_tensor(d[key], track_meta=False)
         first = d[keys[0]]
         if first.ndim not in (3, 4):
-            raise ValueError(f"{keys[0]!r} must be channel-first (C, H, W) or (C, H, W, D), got shape {tuple(first.shape)}.")
+            raise ValueError(
+                f"{keys[0]!r} must be channel-first (C, H, W) or (C, H, W, D), got shape {tuple(first.shape)}."
+            )
         flip_keys = list(keys)
         if self.target_key is not None:
             if self.target_key not in d:

@@ -22,6 +22,7 @@ has no per-box random constant fill, and writes into a CPU tensor or array it is
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,29 +31,41 @@ from monai.config import KeysCollection
 
 from common.transforms.corruption import RandCorruptiond, as_pair, check_probability, fraction_edge
 
-__all__ = ["FILL_MODES", "RandInPaintd", "RandOutPaintd", "draw_box"]
+__all__ = ["FILL_MODES", "RandInPaintd", "RandOutPaintd", "check_boxes_fit", "draw_box"]
 
 FILL_MODES = ("uniform", "constant")
 
 Box = tuple[slice, ...]
 
 
-def draw_box(R: np.random.RandomState, spatial_shape: Sequence[int], edges: Sequence[tuple[int, int]], margin: int) -> Box:
-    """Draw one box: edge ``e_i`` uniform in ``edges[i]`` (inclusive), start uniform in ``[margin, dim - e_i - margin]``.
+def check_boxes_fit(spatial_shape: Sequence[int], edges: Sequence[tuple[int, int]], margin: int) -> None:
+    """Raise unless the largest allowed box fits inside the margins along every axis.
+
+    Checked before drawing, so an image that is too small fails on the first call, not at random.
+    """
+    for axis, (dim, (low, high)) in enumerate(zip(spatial_shape, edges)):
+        if low < 1 or dim - high - margin < margin:
+            raise ValueError(
+                f"boxes with edges in [{low}, {high}] and a margin of {margin} voxels do not fit along spatial axis "
+                f"{axis} of size {dim} (spatial shape {tuple(spatial_shape)}); use a larger image, smaller boxes or "
+                "a smaller margin."
+            )
+
+
+def draw_box(
+    R: np.random.RandomState, spatial_shape: Sequence[int], edges: Sequence[tuple[int, int]], margin: int
+) -> Box:
+    """Draw one box: edge ``e_i`` uniform in ``edges[i]`` (inclusive), start uniform in
+    ``[margin, dim - e_i - margin]``.
 
     Raises:
-        ValueError: if a box with the drawn edge does not fit inside the margins.
+        ValueError: see :func:`check_boxes_fit`.
     """
+    check_boxes_fit(spatial_shape, edges, margin)
     box = []
-    for axis, (dim, (low, high)) in enumerate(zip(spatial_shape, edges)):
+    for dim, (low, high) in zip(spatial_shape, edges):
         edge = int(R.randint(low, high + 1))
-        last_start = dim - edge - margin
-        if edge < 1 or last_start < margin:
-            raise ValueError(
-                f"a box of edge {edge} with a margin of {margin} voxels does not fit along spatial axis {axis} "
-                f"of size {dim} (spatial shape {tuple(spatial_shape)}); use a larger image, smaller boxes or margin."
-            )
-        start = int(R.randint(margin, last_start + 1))
+        start = int(R.randint(margin, dim - edge - margin + 1))
         box.append(slice(start, start + edge))
     return tuple(box)
 
@@ -89,11 +102,13 @@ class _Painting(RandCorruptiond):
         self.boxes: list[Box] = []
         self._constant = 0.0
 
+    @abstractmethod
     def _edges(self, spatial_shape: tuple[int, ...]) -> list[tuple[int, int]]:
-        raise NotImplementedError
+        """Inclusive ``(low, high)`` box edge per spatial axis for an image of ``spatial_shape``."""
 
     def randomize_corruption(self, spatial_shape: tuple[int, ...]) -> None:
         edges = self._edges(spatial_shape)
+        check_boxes_fit(spatial_shape, edges, self.margin)
         self.boxes = []
         while len(self.boxes) < self.max_boxes and (
             len(self.boxes) < self.min_boxes or self.R.random_sample() < self.box_prob
@@ -149,7 +164,9 @@ class RandInPaintd(_Painting):
         target_key: str | None = "target",
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, max_boxes, min_boxes, box_prob, margin, fill, fill_range, prob, target_key, allow_missing_keys)
+        super().__init__(
+            keys, max_boxes, min_boxes, box_prob, margin, fill, fill_range, prob, target_key, allow_missing_keys
+        )
         self.size_fraction = as_pair("size_fraction", size_fraction, positive=True)
         if self.size_fraction[1] > 1:
             raise ValueError(f"size_fraction must lie in (0, 1], got {size_fraction!r}.")
@@ -158,7 +175,8 @@ class RandInPaintd(_Painting):
     def _edges(self, spatial_shape: tuple[int, ...]) -> list[tuple[int, int]]:
         if self.size_range is not None:
             return [self.size_range] * len(spatial_shape)
-        return [(max(1, fraction_edge(d, self.size_fraction[0])), max(1, fraction_edge(d, self.size_fraction[1]))) for d in spatial_shape]
+        low, high = self.size_fraction
+        return [(max(1, fraction_edge(d, low)), max(1, fraction_edge(d, high))) for d in spatial_shape]
 
     def corrupt(self, img: torch.Tensor) -> torch.Tensor:
         dtype = img.dtype if img.is_floating_point() else torch.float32
@@ -215,7 +233,8 @@ class RandOutPaintd(_Painting):
     def _edges(self, spatial_shape: tuple[int, ...]) -> list[tuple[int, int]]:
         if self.shrink_range is not None:
             return [(d - self.shrink_range[1], d - self.shrink_range[0]) for d in spatial_shape]
-        return [(d - fraction_edge(d, self.shrink_fraction[1]), d - fraction_edge(d, self.shrink_fraction[0])) for d in spatial_shape]
+        low, high = self.shrink_fraction
+        return [(d - fraction_edge(d, high), d - fraction_edge(d, low)) for d in spatial_shape]
 
     def corrupt(self, img: torch.Tensor) -> torch.Tensor:
         dtype = img.dtype if img.is_floating_point() else torch.float32

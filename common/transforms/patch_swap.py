@@ -97,15 +97,15 @@ class RandPatchSwapd(RandCorruptiond):
         for _ in range(_MAX_ATTEMPTS):
             edges = [int(self.R.randint(low, min(high, dim - 2 * self.margin) + 1)) for dim in spatial_shape]
             starts = [
-                [int(self.R.randint(self.margin, dim - edge - self.margin + 1)) for dim, edge in zip(spatial_shape, edges)]
+                [int(self.R.randint(self.margin, dim - e - self.margin + 1)) for dim, e in zip(spatial_shape, edges)]
                 for _ in range(2)
             ]
             a, b = (tuple(slice(s, s + e) for s, e in zip(start, edges)) for start in starts)
             if not boxes_overlap(a, b):
                 return a, b
         raise ValueError(
-            f"could not place two disjoint patches of edges in {self.patch_size_range} in spatial shape {spatial_shape} "
-            f"after {_MAX_ATTEMPTS} attempts; use smaller patches or a larger image."
+            f"could not place two disjoint patches of edges in {self.patch_size_range} in spatial shape "
+            f"{spatial_shape} after {_MAX_ATTEMPTS} attempts; use smaller patches or a larger image."
         )
 
     def randomize_corruption(self, spatial_shape: tuple[int, ...]) -> None:
