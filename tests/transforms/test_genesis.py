@@ -7,9 +7,16 @@ import pytest
 import torch
 import yaml
 from monai.bundle import ConfigParser
-from monai.transforms import Compose
+from monai.transforms import Compose, OneOf
 
-from common.transforms import RandGenesisCorruptiond
+from common.transforms import (
+    RandBezierIntensityd,
+    RandElasticDeformd,
+    RandGenesisCorruptiond,
+    RandInPaintd,
+    RandLocalPixelShuffled,
+    RandOutPaintd,
+)
 
 FAST = {"nonlinear": {"num_samples": 2000}, "local_shuffle": {"num_blocks": 200}}
 
@@ -177,3 +184,25 @@ def test_invalid_arguments(kwargs: dict, message: str) -> None:
 def test_a_target_of_another_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="flips must act on both alike"):
         RandGenesisCorruptiond()({"image": torch.rand(1, 16, 16, 8), "target": torch.rand(1, 16, 16, 16)})
+
+
+def test_the_documented_transvw_pipeline_restores_the_undeformed_patch() -> None:
+    """Elastic always, then one of four corruptions (stepwise TransVW), composed with MONAI's Compose/OneOf:
+    the first transform writes the target before deforming, so the target is the clean patch."""
+    pipeline = Compose(
+        [
+            RandElasticDeformd("image"),
+            OneOf(
+                [
+                    RandLocalPixelShuffled("image", num_blocks=100),
+                    RandBezierIntensityd("image"),
+                    RandInPaintd("image", max_boxes=1, size_range=(10, 20), fill="constant"),
+                    RandOutPaintd("image", max_boxes=1, shrink_range=(10, 20), fill="constant"),
+                ]
+            ),
+        ]
+    ).set_random_state(seed=0)
+    img = torch.rand(1, 64, 64, 32)
+    for _ in range(4):
+        out = pipeline({"image": img})
+        assert torch.equal(out["target"], img) and not torch.equal(out["image"], img)
