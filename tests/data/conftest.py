@@ -175,3 +175,13 @@ def fake_pip(monkeypatch, fake_sdist) -> list[str]:
     monkeypatch.setattr(sample_data, "download_sdist", download)
     monkeypatch.setattr(sdist, "SDIST_SHA256", fake_sdist.sha256)
     return calls
+
+
+@pytest.fixture(autouse=True)
+def _stats_cache_in_tmp(tmp_path_factory, monkeypatch) -> Path:
+    """Keeps the data check's statistics cache out of the user's home folder during the tests."""
+    folder = tmp_path_factory.mktemp("volume_stats")
+    from common.data.stats_cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    return folder
