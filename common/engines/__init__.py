@@ -1,8 +1,23 @@
-"""Engines: the stage-aware trainer, its evaluator and the generator objective they share."""
+"""Engines: the stage-aware trainer, its evaluator, the objective they share, and distributed helpers."""
 
 from common.engines.batch import prepare_ssl_batch
+from common.engines.distributed import destroy_distributed, init_distributed, rank, unwrap, world_size
 from common.engines.objective import UnitedObjective, requires_grad
+from common.engines.output_means import OutputMeans
 from common.engines.united_evaluator import UnitedEvaluator
-from common.engines.united_trainer import LOSS_KEYS, UnitedTrainer
+from common.engines.united_trainer import UnitedTrainer, frozen_components
 
-__all__ = ["LOSS_KEYS", "UnitedEvaluator", "UnitedObjective", "UnitedTrainer", "prepare_ssl_batch", "requires_grad"]
+__all__ = [
+    "OutputMeans",
+    "UnitedEvaluator",
+    "UnitedObjective",
+    "UnitedTrainer",
+    "destroy_distributed",
+    "frozen_components",
+    "init_distributed",
+    "prepare_ssl_batch",
+    "rank",
+    "requires_grad",
+    "unwrap",
+    "world_size",
+]

@@ -1,16 +1,16 @@
-"""The generator objective shared by the trainer and the evaluator."""
+"""The stage's objective, shared by the trainer and the evaluator: the forward pass, the generator and critic losses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
-from common.losses import TERMS, AdversarialLoss, UnitedLoss, WassersteinGPLoss
-from common.tasks import DiscriminativeTask
+from common.losses import TERMS, AdversarialLoss, UnitedLoss, WassersteinGPLoss, needs_decoder
+from common.tasks import DiscriminativeTask, Restoration, TaskOutputs, single_view_outputs
 
 __all__ = ["UnitedObjective", "requires_grad"]
 
@@ -29,22 +29,29 @@ def requires_grad(module: nn.Module, flag: bool) -> Iterator[None]:
             p.requires_grad_(prev)
 
 
-class UnitedObjective(nn.Module):
-    """Everything that defines a stage's generator loss: the task, the loss weights, the adversary.
+def _mean(values: Sequence[torch.Tensor]) -> torch.Tensor:
+    return values[0] if len(values) == 1 else torch.stack(list(values)).mean()
 
-    ``generator_terms`` computes only the terms with a non-zero weight (Guo et al., MedIA 2024):
+
+class UnitedObjective(nn.Module):
+    """Everything that defines a stage's loss: the task, the loss weights, the restoration loss and the adversary.
+
+    ``generator_loss`` computes only the terms with a non-zero weight (Guo et al., MedIA 2024):
 
     * ``dis``: the task's loss on the model outputs;
-    * ``res``: ``restoration_loss(reconstruction, target)``;
-    * ``adv``: the adversarial loss of the reconstruction scored by the (frozen) critic, conditioned on the
-      network input.
+    * ``res``: the mean over the task's restorations of ``restoration_loss(prediction, target)``;
+    * ``adv``: the mean over the restorations of the adversarial loss of each prediction scored by the (frozen)
+      critic with that restoration's condition.
+
+    The forward pass itself belongs to the task (:meth:`DiscriminativeTask.run`), so a method may run the network
+    on several views or decode several candidates; without a task (``w_dis = 0``) the network runs once on ``image``.
 
     Args:
         task: the discriminative task (required when ``w_dis > 0``).
         w_dis: weight of the discriminative term.
         w_res: weight of the restorative term.
         w_adv: weight of the adversarial term.
-        restoration_loss: loss on ``(reconstruction, target)``; MSE by default (L1 via ``torch.nn.L1Loss``).
+        restoration_loss: loss on ``(prediction, target)``; MSE by default (L1 via ``torch.nn.L1Loss``).
         adversary: the critic (required when ``w_adv > 0``), e.g. :class:`~common.networks.ConditionalPatchCritic`.
         adversarial_loss: :class:`~common.losses.WassersteinGPLoss` (default) or
             :class:`~common.losses.LeastSquaresGANLoss`.
@@ -78,43 +85,80 @@ class UnitedObjective(nn.Module):
 
     def check_model(self, model: nn.Module) -> None:
         """Raise when the model's components do not match the active terms (e.g. ``w_res > 0`` without a decoder)."""
-        needs_decoder = "res" in self.active or "adv" in self.active
-        decoder = getattr(model, "decoder", None)
-        if needs_decoder and decoder is None:
+        weights = self.loss.weights
+        if needs_decoder(weights["res"], weights["adv"]) and getattr(model, "decoder", None) is None:
             raise ValueError(
-                f"loss weights {self.loss.weights} need a decoder, but the network has none "
+                f"loss weights {weights} need a decoder, but the network has none "
                 "(check the stage overlay: stage 2 and 3 build `decoder_def`)."
             )
         if "dis" in self.active and getattr(model, "head", None) is None and self.task.needs_head:
-            raise ValueError(f"w_dis={self.loss.weights['dis']} needs a head, but the network has none.")
+            raise ValueError(f"w_dis={weights['dis']} needs a head, but the network has none.")
+
+    def run(self, network: nn.Module, batch: Mapping[str, torch.Tensor]) -> TaskOutputs:
+        """The stage's forward pass: the task's, or ``network(image)`` once when there is no task."""
+        return self.task.run(network, batch) if self.task is not None else single_view_outputs(network, batch)
+
+    def _restorations(self, outputs: TaskOutputs) -> list[Restoration]:
+        if not outputs.restorations:
+            raise ValueError(
+                f"active terms {self.active} need restorations, but the task returned none "
+                "(does the network have a decoder, and does the task's run() return its predictions?)."
+            )
+        return outputs.restorations
 
     def generator_terms(
-        self, outputs: Mapping[str, Any], batch: Mapping[str, torch.Tensor]
+        self, outputs: TaskOutputs, batch: Mapping[str, torch.Tensor]
     ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Compute the active generator terms.
 
         Args:
-            outputs: the model's output dict (``features``, ``head``, ``reconstruction``).
-            batch: the batch dict on the device (``image``, ``target``, task keys).
+            outputs: what the task's ``run`` returned.
+            batch: the batch dict on the device.
 
         Returns:
-            ``(terms, logs)``: unweighted scalar losses by term name, and float diagnostics.
+            ``(terms, logs)``: unweighted scalar losses by term name, and float diagnostics (``dis_<name>``).
         """
         terms: dict[str, torch.Tensor] = {}
         logs: dict[str, float] = {}
         if "dis" in self.active:
-            terms["dis"], task_logs = self.task(outputs, batch)  # type: ignore[misc]
+            terms["dis"], task_logs = self.task(outputs.model, batch)  # type: ignore[misc]
             logs.update({f"dis_{k}": v for k, v in task_logs.items()})
-        if "res" in self.active or "adv" in self.active:
-            if "target" not in batch:
-                raise KeyError(f"restoration needs a 'target' in the batch (keys: {sorted(batch)}).")
-            reconstruction = outputs["reconstruction"]
         if "res" in self.active:
-            terms["res"] = self.restoration_loss(reconstruction.float(), batch["target"].float())
+            terms["res"] = _mean(
+                [self.restoration_loss(r.prediction.float(), r.target.float()) for r in self._restorations(outputs)]
+            )
         if "adv" in self.active:
             with requires_grad(self.adversary, False):
-                terms["adv"] = self.adversarial_loss.generator_loss(self.adversary, reconstruction, batch["image"])
+                terms["adv"] = _mean(
+                    [
+                        self.adversarial_loss.generator_loss(self.adversary, r.prediction, r.condition)
+                        for r in self._restorations(outputs)
+                    ]
+                )
         return terms, logs
+
+    def generator_loss(
+        self, outputs: TaskOutputs, batch: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]:
+        """The weighted loss with its terms and diagnostics (see :meth:`generator_terms`)."""
+        terms, logs = self.generator_terms(outputs, batch)
+        return self.loss(terms), terms, logs
+
+    def critic_loss(self, restorations: Sequence[Restoration]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The critic's loss, averaged over the restorations: each target is "real", each prediction "fake".
+
+        Predictions are detached: this loss trains only the critic.
+
+        Returns:
+            The scalar loss and the critic's diagnostics averaged over the restorations.
+        """
+        losses, logs = [], {}
+        for r in restorations:
+            loss, step_logs = self.adversarial_loss.critic_loss(self.adversary, r.target, r.prediction.detach(), r.condition)
+            losses.append(loss)
+            for k, v in step_logs.items():
+                logs[k] = logs.get(k, 0.0) + v / len(restorations)
+        return _mean(losses), logs
 
     @staticmethod
     def report(loss: torch.Tensor, terms: Mapping[str, torch.Tensor]) -> dict[str, float]:

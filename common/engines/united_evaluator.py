@@ -12,7 +12,7 @@ from torch import nn
 
 from common.engines.batch import prepare_ssl_batch
 from common.engines.objective import UnitedObjective
-from common.losses import TERMS
+from common.engines.output_means import OutputMeans
 
 __all__ = ["UnitedEvaluator"]
 
@@ -25,8 +25,12 @@ class UnitedEvaluator(SupervisedEvaluator):
     """Evaluate the stage's weighted loss (and each term) on a validation loader.
 
     The key metric ``val_loss`` (lower is better) is the mean weighted loss over the loader; ``val_loss_dis``,
-    ``val_loss_res``, ``val_loss_adv`` are the mean unweighted terms. The proxy transforms are random, so
-    pass a ``seed`` to re-seed the validation transforms at every run and compare epochs on the same crops.
+    ``val_loss_res``, ``val_loss_adv`` are the mean unweighted terms and ``val_dis_<name>`` the task's diagnostics
+    (e.g. ``val_dis_accuracy``). It runs the same forward pass and objective as the trainer
+    (:meth:`UnitedObjective.run` and :meth:`UnitedObjective.generator_loss`) under ``torch.no_grad()``, with the
+    network, the task and the critic in eval mode, so validation changes no BatchNorm statistics and no task state
+    (queues, EMA copies). The proxy transforms are random, so pass a ``seed`` to re-seed the validation transforms
+    at every run and compare epochs on the same crops.
 
     Args:
         device: device of the run.
@@ -61,10 +65,7 @@ class UnitedEvaluator(SupervisedEvaluator):
             epoch_length=epoch_length,
             prepare_batch=prepare_batch,
             key_val_metric={"val_loss": Average(output_transform=lambda out: out["loss"], device="cpu")},
-            additional_metrics={
-                f"val_loss_{k}": Average(output_transform=lambda out, k=k: out[f"loss_{k}"], device="cpu")
-                for k in TERMS
-            },
+            additional_metrics={"val_outputs": OutputMeans(prefix="val_", exclude=("loss",))},
             val_handlers=val_handlers,
             **kwargs,
         )
@@ -85,14 +86,14 @@ class UnitedEvaluator(SupervisedEvaluator):
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
-        engine.network.eval()
-        if engine.objective.adversary is not None:
-            engine.objective.adversary.eval()
+        objective = engine.objective
+        for module in (engine.network, objective.task, objective.adversary):
+            if module is not None:
+                module.eval()
         with torch.no_grad():
-            outputs = engine.network(batch["image"])
-            terms, logs = engine.objective.generator_terms(outputs, batch)
-            loss = engine.objective.loss(terms)
-        output = engine.objective.report(loss, terms)
+            outputs = objective.run(engine.network, batch)
+            loss, terms, logs = objective.generator_loss(outputs, batch)
+        output = objective.report(loss, terms)
         output.update(logs)
         engine.state.output = output
         return output

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-from ignite.metrics import Average
+from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from torch import nn
@@ -15,53 +15,78 @@ from torch.optim import Optimizer
 from common.engines.batch import prepare_ssl_batch
 from common.engines.distributed import average_gradients, broadcast_module, unwrap
 from common.engines.objective import UnitedObjective
-from common.losses import TERMS
+from common.engines.output_means import OutputMeans
+from common.tasks import Restoration
 
-__all__ = ["UnitedTrainer", "LOSS_KEYS"]
+__all__ = ["UnitedTrainer", "frozen_components"]
 
-#: Keys of the trainer's per-iteration output that are also averaged per epoch into ``state.metrics``.
-LOSS_KEYS = ("loss", *(f"loss_{term}" for term in TERMS), "loss_critic")
+SCHEDULER_INTERVALS = ("epoch", "iteration")
+
+
+def frozen_components(model: nn.Module) -> list[nn.Module]:
+    """The components of ``model`` whose parameters all have ``requires_grad=False`` (kept in eval mode in training).
+
+    Freeze components with :func:`common.networks.freeze` on the bare network, before any DDP wrap.
+    """
+    components = model.components() if hasattr(model, "components") else {}
+    return [m for m in components.values() if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+
+
+def _built(factory: Any, argument: Any) -> Any:
+    """An optimizer or scheduler given as an object, or as a callable building it (``_mode_: callable``)."""
+    if factory is None or isinstance(factory, (Optimizer, torch.optim.lr_scheduler.LRScheduler)):
+        return factory
+    return factory(argument)
 
 
 class UnitedTrainer(SupervisedTrainer):
     """Discriminative + restorative + adversarial training in one iteration (Guo et al., MedIA 2024).
 
-    Per iteration, with ``image`` the network input and ``target`` the clean restoration target:
+    Per iteration:
 
-    1. the generator (``network``: encoder, head and, from stage 2, decoder) runs once on ``image``;
-    2. when the adversarial term is active, the critic takes ``critic_steps`` updates with its own optimizer on
-       ``(target | image)`` as real and ``(reconstruction.detach() | image)`` as fake;
+    1. the task runs the generator (``network``: encoder, head and, from stage 2, decoder) on the batch
+       (:meth:`~common.tasks.DiscriminativeTask.run`; by default once on ``image``), returning the model outputs and
+       the restorations (prediction, target, critic condition);
+    2. when the adversarial term is active, the critic takes ``critic_steps`` updates with its own optimizer, each
+       restoration's target being "real" and its detached prediction "fake", both with the restoration's condition;
     3. the generator takes one step on ``w_dis * L_dis + w_res * L_res + w_adv * L_adv`` with the critic frozen;
     4. the task updates its state (``task.after_step``), e.g. momentum encoders and queues.
 
-    Stages 1, 2 and 3 differ only by the objective's weights and by which components exist, so every method
-    and stage uses this one class; methods plug in through :class:`~common.tasks.DiscriminativeTask`.
-    As a :class:`~monai.engines.SupervisedTrainer` it keeps ``network``, ``optimizer``, ``train_handlers`` and
+    With ``generator_interval = n > 1`` (and an adversary) every iteration takes a fresh batch and a critic step,
+    and the generator steps on every n-th iteration only: the original 5:1 critic:generator ratio, each critic
+    step on new data. Stages 1, 2 and 3 differ only by the objective's weights and by which components exist, so
+    every method and stage uses this one class; methods plug in through the task. As a
+    :class:`~monai.engines.SupervisedTrainer` it keeps ``network``, ``optimizer``, ``train_handlers`` and
     ``max_epochs`` where MONAI handlers, bundle properties and MONAI Label expect them.
 
     Args:
         device: device of the run.
         max_epochs: epochs to train.
         train_data_loader: loader of batch dicts (``image``, ``target`` and task keys).
-        network: the :class:`~common.networks.UnitedModel`, possibly wrapped in DistributedDataParallel.
+        network: the model (e.g. :class:`~common.networks.UnitedModel`), possibly DistributedDataParallel-wrapped.
         optimizer: the generator optimizer.
         objective: the stage's :class:`~common.engines.UnitedObjective` (task, weights, adversary, losses).
         critic_optimizer: the adversary's optimizer, or a callable building it from parameters
             (``functools.partial(torch.optim.NAdam, lr=...)``, as ``_mode_: callable`` in a config).
             Required when the adversarial term is active.
-        critic_steps: critic updates per generator step.
-        freeze: names of components (``encoder``, ``head``, ``decoder``) kept fixed: no gradient, eval mode.
-            Only for an unwrapped network (DistributedDataParallel must be built after freezing).
+        critic_steps: critic updates per iteration, on the same batch.
+        generator_interval: the generator steps on every ``generator_interval``-th iteration (adversarial stages).
+        lr_scheduler: the generator's learning-rate scheduler, or a callable building it from the optimizer.
+        critic_lr_scheduler: a callable building the critic's scheduler from the critic optimizer
+            (e.g. ``StepLR`` with ``_mode_: callable``), or ``None``.
+        scheduler_interval: step the schedulers every ``"epoch"`` or every ``"iteration"``.
         epoch_length: iterations per epoch (default: the loader's length).
         non_blocking: non-blocking host-to-device copies.
         prepare_batch: batch preparation; the default moves every tensor of the dict to ``device``.
         train_handlers: MONAI/Ignite handlers.
-        amp: mixed precision (CUDA only; ignored with a warning-free no-op on CPU).
-        kwargs: further :class:`~monai.engines.SupervisedTrainer` arguments.
+        amp: mixed precision: autocast (bfloat16 on CPU by default, float16 on CUDA) and, on CUDA with float16,
+            separate gradient scalers for the generator and the critic.
+        kwargs: further :class:`~monai.engines.SupervisedTrainer` arguments (e.g. ``amp_kwargs={"dtype": ...}``).
 
     Output of every iteration (``engine.state.output``): floats ``loss``, ``loss_dis``, ``loss_res``,
-    ``loss_adv`` (unweighted terms; 0.0 when inactive), ``loss_critic`` (0.0 without adversary) and the task's
-    and critic's diagnostics. Their epoch means are in ``engine.state.metrics`` under the same names.
+    ``loss_adv`` (unweighted terms; 0.0 when inactive), ``loss_critic`` (0.0 without adversary), the critic's
+    diagnostics and the task's (``dis_<name>``). Their epoch means are in ``engine.state.metrics`` under the same
+    names.
     """
 
     def __init__(
@@ -74,7 +99,10 @@ class UnitedTrainer(SupervisedTrainer):
         objective: UnitedObjective,
         critic_optimizer: Optimizer | Callable[[Iterable[nn.Parameter]], Optimizer] | None = None,
         critic_steps: int = 1,
-        freeze: Sequence[str] = (),
+        generator_interval: int = 1,
+        lr_scheduler: Any = None,
+        critic_lr_scheduler: Callable[[Optimizer], Any] | None = None,
+        scheduler_interval: str = "epoch",
         epoch_length: int | None = None,
         non_blocking: bool = False,
         prepare_batch: Callable = prepare_ssl_batch,
@@ -82,8 +110,10 @@ class UnitedTrainer(SupervisedTrainer):
         amp: bool = False,
         **kwargs: Any,
     ) -> None:
-        if critic_steps < 1:
-            raise ValueError(f"critic_steps must be >= 1, got {critic_steps}.")
+        if critic_steps < 1 or generator_interval < 1:
+            raise ValueError(f"critic_steps and generator_interval must be >= 1, got {critic_steps}, {generator_interval}.")
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ValueError(f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}.")
         kwargs.setdefault("decollate", False)
         super().__init__(
             device=device,
@@ -95,68 +125,92 @@ class UnitedTrainer(SupervisedTrainer):
             epoch_length=epoch_length,
             non_blocking=non_blocking,
             prepare_batch=prepare_batch,
-            train_handlers=None,  # registered last, once the adversary and objective exist
+            train_handlers=None,  # registered last, once the adversary, task state and schedulers exist
             amp=amp,
             **kwargs,
         )
         model = unwrap(network)
-        if freeze and model is not network:
-            raise ValueError(
-                f"freeze={list(freeze)} with a wrapped network: DistributedDataParallel registers the parameters that "
-                "require grad when it is built, so freeze them on `network_def` in `initialize`, before the wrap."
-            )
         objective.check_model(model)
         self.objective = objective.to(self.state.device)
         self.critic_steps = critic_steps
+        self.generator_interval = generator_interval
         self.adversary = objective.adversary
         if self.adversary is not None:
             if critic_optimizer is None:
                 raise ValueError("the adversarial term is active: pass critic_optimizer.")
-            if not isinstance(critic_optimizer, Optimizer):
-                critic_optimizer = critic_optimizer(self.adversary.parameters())
+            critic_optimizer = _built(critic_optimizer, self.adversary.parameters())
             broadcast_module(self.adversary)
         self.critic_optimizer = critic_optimizer if self.adversary is not None else None
-        self.frozen = self._freeze(model, freeze)
-        use_scaler = bool(amp) and self.state.device.type == "cuda"
+        self.lr_scheduler = _built(lr_scheduler, optimizer)
+        self.critic_lr_scheduler = _built(critic_lr_scheduler, self.critic_optimizer) if self.critic_optimizer else None
+        self.task = objective.task
+        if self.task is not None:
+            self.task.setup(model)
+            broadcast_module(self.task)
+            self._check_task_state(optimizer)
+        self.frozen = frozen_components(model)
+        self.autocast_dtype = self.amp_kwargs.get("dtype", torch.float16 if self.state.device.type == "cuda" else torch.bfloat16)
+        use_scaler = bool(amp) and self.state.device.type == "cuda" and self.autocast_dtype == torch.float16
         self.generator_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.critic_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        for key in LOSS_KEYS:
-            Average(output_transform=lambda out, k=key: out[k], device="cpu").attach(self, key)
+        OutputMeans().attach(self, "output_means")
+        event = Events.EPOCH_COMPLETED if scheduler_interval == "epoch" else Events.ITERATION_COMPLETED
+        self.add_event_handler(event, self._step_schedulers)
         if train_handlers:
             self._register_handlers(train_handlers)
 
-    def _freeze(self, model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
-        frozen = []
-        for name in names:
-            module = getattr(model, name, None)
-            if module is None:
-                raise ValueError(f"cannot freeze {name!r}: the network has no such component.")
-            module.requires_grad_(False)
-            frozen.append(module)
-        return frozen
+    def _check_task_state(self, optimizer: Optimizer) -> None:
+        """Refuse trainable task parameters and task tensors in the optimizer (EMA copies, queues)."""
+        trainable = [name for name, p in self.task.named_parameters() if p.requires_grad]
+        if trainable:
+            raise ValueError(
+                f"{type(self.task).__name__} has parameters that require gradients but are not part of the model, so "
+                f"neither the optimizer nor DistributedDataParallel sees them: {trainable[:5]}. Put trainable parts "
+                "(projection heads, predictors) in the model (e.g. as its `head`); keep EMA copies frozen "
+                "(requires_grad_(False))."
+            )
+        task_tensors = {id(t) for t in self.task.parameters()} | {id(t) for t in self.task.buffers()}
+        optimised = [p for group in optimizer.param_groups for p in group["params"] if id(p) in task_tensors]
+        if optimised:
+            raise ValueError(f"the optimizer updates {len(optimised)} tensors of the task's state (EMA copies, queues).")
 
     def checkpoint_objects(self) -> dict[str, Any]:
         """Every object a resumable checkpoint needs, by name (only those that exist in this stage)."""
         objects: dict[str, Any] = {"trainer": self, "network": unwrap(self.network), "optimizer": self.optimizer}
+        if self.lr_scheduler is not None:
+            objects["lr_scheduler"] = self.lr_scheduler
         if self.adversary is not None:
             objects.update(adversary=self.adversary, critic_optimizer=self.critic_optimizer)
-        task = self.objective.task
-        if task is not None and len(task.state_dict()) > 0:
-            objects["task"] = task
+            if self.critic_lr_scheduler is not None:
+                objects["critic_lr_scheduler"] = self.critic_lr_scheduler
+        if self.task is not None and len(self.task.state_dict()) > 0:
+            objects["task"] = self.task
         if self.generator_scaler.is_enabled():
             objects.update(generator_scaler=self.generator_scaler, critic_scaler=self.critic_scaler)
         return objects
 
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.state.device.type, enabled=self.generator_scaler.is_enabled(), **self.amp_kwargs)
+    def _step_schedulers(self) -> None:
+        for scheduler in (self.lr_scheduler, self.critic_lr_scheduler):
+            if scheduler is not None:
+                scheduler.step()
 
-    def _critic_steps(self, real: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor) -> dict[str, float]:
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.state.device.type, dtype=self.autocast_dtype, enabled=bool(self.amp))
+
+    def _train_modes(self) -> None:
+        self.network.train()
+        if self.task is not None:
+            self.task.train()
+        for module in self.frozen:
+            module.eval()
+
+    def _critic_steps(self, restorations: Sequence[Restoration]) -> dict[str, float]:
         critic, optimizer = self.adversary, self.critic_optimizer
         critic.train()
         for _ in range(self.critic_steps):
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                loss, logs = self.objective.adversarial_loss.critic_loss(critic, real, fake, condition)
+                loss, logs = self.objective.critic_loss(restorations)
             self.critic_scaler.scale(loss).backward()
             average_gradients(critic)
             self.critic_scaler.step(optimizer)
@@ -168,29 +222,31 @@ class UnitedTrainer(SupervisedTrainer):
             raise ValueError("Must provide batch data for current iteration.")
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         objective = engine.objective
-        engine.network.train()
-        for module in engine.frozen:
-            module.eval()
+        generator_step = engine.adversary is None or (engine.state.iteration - 1) % engine.generator_interval == 0
+        engine._train_modes()
 
-        with engine._autocast():
-            outputs = engine.network(batch["image"])
+        with torch.set_grad_enabled(generator_step), engine._autocast():
+            outputs = objective.run(engine.network, batch)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
 
         logs: dict[str, float] = {"loss_critic": 0.0}
         if engine.adversary is not None:
-            logs.update(engine._critic_steps(batch["target"], outputs["reconstruction"].detach(), batch["image"]))
+            logs.update(engine._critic_steps(outputs.restorations))
 
-        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        with engine._autocast():
-            terms, term_logs = objective.generator_terms(outputs, batch)
-            loss = objective.loss(terms)
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        engine.generator_scaler.scale(loss).backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        engine.generator_scaler.step(engine.optimizer)
-        engine.generator_scaler.update()
-        if objective.task is not None:
-            objective.task.after_step(unwrap(engine.network))
+        if generator_step:
+            engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+            with engine._autocast():
+                loss, terms, term_logs = objective.generator_loss(outputs, batch)
+            engine.fire_event(IterationEvents.LOSS_COMPLETED)
+            engine.generator_scaler.scale(loss).backward()
+            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine.generator_scaler.step(engine.optimizer)
+            engine.generator_scaler.update()
+            if engine.task is not None:
+                engine.task.after_step(unwrap(engine.network))
+        else:  # a critic-only iteration: the generator loss is reported, not optimised
+            with torch.no_grad(), engine._autocast():
+                loss, terms, term_logs = objective.generator_loss(outputs, batch)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
 
         output = objective.report(loss, terms)

@@ -1,6 +1,8 @@
-"""Handlers: stage hand-off, per-stage checkpoints and resume, component export, progress display."""
+"""Handlers: stage hand-off, checkpoints and resume, component export, run record, metrics log, progress display."""
 
-from common.handlers.component_exporter import MANIFEST, ComponentExporter
+from common.handlers.component_exporter import MANIFEST, MODEL, TASK, ComponentExporter
+from common.handlers.handler_list import HandlerList
+from common.handlers.metrics_log import METRICS_LOG, MetricsLog, read_metrics_log
 from common.handlers.progress import ProgressBarHandler
 from common.handlers.run_record import RUN_RECORD, RunRecorder, read_run_record
 from common.handlers.stage_checkpoint import FINAL_CHECKPOINT, StageCheckpointSaver, StageResume, latest_checkpoint
@@ -10,9 +12,15 @@ __all__ = [
     "FINAL_CHECKPOINT",
     "MANIFEST",
     "ComponentExporter",
+    "HandlerList",
+    "METRICS_LOG",
+    "MODEL",
+    "MetricsLog",
+    "TASK",
     "ProgressBarHandler",
     "RUN_RECORD",
     "RunRecorder",
+    "read_metrics_log",
     "read_run_record",
     "StageCheckpointSaver",
     "StageResume",

@@ -11,25 +11,27 @@ from ignite.engine import Engine, Events
 
 from common.data.atomic import atomic_output
 from common.engines.distributed import unwrap
-from common.networks.restorer import Restorer
 
-__all__ = ["ComponentExporter", "MANIFEST", "MODEL"]
+__all__ = ["ComponentExporter", "MANIFEST", "MODEL", "TASK"]
 
 MANIFEST = "components.json"
-#: The restorative network (:class:`~common.networks.Restorer`: ``encoder.*``, ``decoder.*``), from stage 2 on.
+#: The image-to-image network the model's ``restorer()`` returns (e.g. :class:`~common.networks.Restorer`), stage >= 2.
 MODEL = "model.pt"
+#: The task's state (EMA copies, queues), when it has any; the next stage loads it when it hands off ``task``.
+TASK = "task.pt"
 
 
 class ComponentExporter:
     """At the end of training, write ``<output_dir>/<component>.pt`` for every component of the stage.
 
-    Files hold plain ``state_dict``s of :class:`~common.networks.GenesisEncoder` (``encoder.pt``), the head
-    (``head.pt``), :class:`~common.networks.GenesisDecoder` (``decoder.pt``, stage >= 2) and
-    :class:`~common.networks.ConditionalPatchCritic` (``adversary.pt``, stage 3), with no wrapper prefix, so
-    ``GenesisEncoder(...).load_state_dict(torch.load("encoder.pt"))`` works; from stage 2 on, ``model.pt``
-    holds the :class:`~common.networks.Restorer` (``encoder.*``, ``decoder.*`` keys): the ``network_def`` of the
-    bundle's inference config, for ``ckpt_export`` and MONAI Label. A ``components.json`` manifest
-    records the files, tensor and parameter counts, and the epoch/iteration they come from. Attach on rank 0 only.
+    Files hold plain ``state_dict``s of each component the model lists (``encoder.pt``: e.g.
+    :class:`~common.networks.GenesisEncoder`; ``head.pt``; ``decoder.pt`` from stage 2; a method's extra parts),
+    of the critic (``adversary.pt``, stage 3) and of the task's state (``task.pt``, when it has any), with no
+    wrapper prefix, so ``GenesisEncoder(...).load_state_dict(torch.load("encoder.pt"))`` works. From stage 2 on,
+    ``model.pt`` holds the model's ``restorer()`` (for the Genesis U-Net a :class:`~common.networks.Restorer` with
+    ``encoder.*``, ``decoder.*`` keys): the ``network_def`` of the bundle's inference config, for ``ckpt_export``
+    and MONAI Label. A ``components.json`` manifest records the files, tensor and parameter counts, and the
+    epoch/iteration they come from. Attach on rank 0 only.
 
     Args:
         output_dir: the stage directory.
@@ -51,10 +53,14 @@ class ComponentExporter:
         return len(state)
 
     def __call__(self, engine: Engine) -> None:
-        components = dict(unwrap(engine.network).components())
+        model = unwrap(engine.network)
+        components = dict(model.components())
         adversary = getattr(engine, "adversary", None)
         if adversary is not None:
             components["adversary"] = adversary
+        task = getattr(engine, "task", None)
+        if task is not None and len(task.state_dict()) > 0:
+            components["task"] = task
         manifest = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, "components": {}}
         for name, module in components.items():
             manifest["components"][name] = {
@@ -63,10 +69,10 @@ class ComponentExporter:
                 "tensors": self._save(module, os.path.join(self.output_dir, f"{name}.pt")),
                 "parameters": sum(p.numel() for p in module.parameters()),
             }
-        if "decoder" in components:
-            restorer = Restorer(components["encoder"], components["decoder"])
+        restorer = model.restorer() if hasattr(model, "restorer") else None
+        if restorer is not None:
             tensors = self._save(restorer, os.path.join(self.output_dir, MODEL))
-            manifest["model"] = {"file": MODEL, "class": "Restorer", "tensors": tensors}
+            manifest["model"] = {"file": MODEL, "class": type(restorer).__name__, "tensors": tensors}
         with atomic_output(os.path.join(self.output_dir, MANIFEST)) as tmp:
             tmp.write_text(json.dumps(manifest, indent=2))
         self.logger.info(f"exported {', '.join(f'{n}.pt' for n in components)} to {self.output_dir}")

@@ -29,7 +29,8 @@ def load_component(module: nn.Module, path: str, name: str) -> int:
 
     Raises:
         FileNotFoundError: the file does not exist (the message names it).
-        RuntimeError: keys or shapes differ (the message names the file and the keys).
+        RuntimeError: keys or shapes differ, or a tensor holds NaN or infinite values (the message names the file
+            and the keys).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -54,6 +55,12 @@ def load_component(module: nn.Module, path: str, name: str) -> int:
             f"  missing keys ({len(missing)}): {missing[:10]}\n  unexpected keys ({len(unexpected)}): {unexpected[:10]}\n"
             f"  shape mismatches ({len(mismatched)}): {mismatched[:10]}"
         )
+    non_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if non_finite:
+        raise RuntimeError(
+            f"stage hand-off: {path} holds NaN or infinite values in {len(non_finite)} tensors {non_finite[:10]}: the "
+            f"stage that wrote it diverged. Re-run it (lower learning rate, gradient clipping) instead of building on it."
+        )
     module.load_state_dict(state, strict=True)
     return len(state)
 
@@ -64,19 +71,23 @@ def load_previous_stage(
     components: Sequence[str],
     adversary: nn.Module | None = None,
     stage_dir: str | None = None,
+    task: nn.Module | None = None,
 ) -> dict[str, int]:
     """Initialise the listed components from ``<previous_stage_dir>/<component>.pt``.
 
     Call it in the bundle's ``initialize`` on the bare network, before any DistributedDataParallel wrap, so every
     rank starts from the same weights. When ``stage_dir`` already holds a resumable checkpoint of this stage the
-    hand-off is skipped: the trainer resumes from that checkpoint instead.
+    hand-off is skipped: the trainer resumes from that checkpoint instead. Model components are loaded first; a
+    listed ``task`` is then set up from the loaded model (:meth:`~common.tasks.DiscriminativeTask.setup`) and its
+    state (e.g. MoCo's key encoder and queue) loaded from ``task.pt``.
 
     Args:
-        model: the :class:`~common.networks.UnitedModel` of this stage.
+        model: the model of this stage (e.g. :class:`~common.networks.UnitedModel`).
         previous_stage_dir: folder of the previous stage's exported components (``None`` when nothing is loaded).
-        components: component names to load (``encoder``, ``head``, ``decoder``, ``adversary``).
+        components: names to load: model components (``encoder``, ``head``, ``decoder``, ...), ``adversary``, ``task``.
         adversary: this stage's critic, when ``adversary`` is listed.
         stage_dir: this stage's folder, to detect a resumable checkpoint.
+        task: this stage's discriminative task, when ``task`` is listed.
 
     Returns:
         Tensors loaded per component (empty when nothing was loaded).
@@ -87,8 +98,11 @@ def load_previous_stage(
     loaded: dict[str, int] = {}
     if components and previous_stage_dir is None:
         raise ValueError(f"stage hand-off of {list(components)} needs previous_stage_dir; got None.")
-    for name in components:
-        module = adversary if name == "adversary" else getattr(model, name, None)
+    special = {"adversary": adversary, "task": task}
+    for name in sorted(components, key=lambda n: n == "task"):  # the task is set up from the loaded model
+        module = special[name] if name in special else getattr(model, name, None)
+        if name == "task" and module is not None:
+            module.setup(model)
         if module is None:
             raise ValueError(f"stage hand-off: this stage has no {name!r} component to initialise.")
         path = os.path.join(previous_stage_dir, f"{name}.pt")

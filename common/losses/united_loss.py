@@ -7,10 +7,24 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-__all__ = ["UnitedLoss", "TERMS"]
+__all__ = ["UnitedLoss", "TERMS", "needs_adversary", "needs_decoder"]
 
 #: Names of the three generator terms, in the order of the framework's stages.
 TERMS = ("dis", "res", "adv")
+
+
+def needs_decoder(w_res: float, w_adv: float) -> bool:
+    """Whether a stage builds the restorative decoder: when it restores (``w_res > 0``) or is judged (``w_adv > 0``).
+
+    This is the one place that rule lives: the bundle configs (``decoder_def: _disabled_``) and the objective's model
+    check both call it.
+    """
+    return float(w_res) > 0 or float(w_adv) > 0
+
+
+def needs_adversary(w_adv: float) -> bool:
+    """Whether a stage builds the adversary encoder (critic): when the adversarial term is active."""
+    return float(w_adv) > 0
 
 
 class UnitedLoss(nn.Module):

@@ -3,8 +3,17 @@
 from common.networks.adversary import ConditionalPatchCritic
 from common.networks.decoder import GenesisDecoder
 from common.networks.encoder import GenesisEncoder
+from common.networks.freeze import freeze
 from common.networks.heads import ClassificationHead
 from common.networks.restorer import Restorer
 from common.networks.united_model import UnitedModel
 
-__all__ = ["ClassificationHead", "ConditionalPatchCritic", "GenesisDecoder", "GenesisEncoder", "Restorer", "UnitedModel"]
+__all__ = [
+    "ClassificationHead",
+    "ConditionalPatchCritic",
+    "GenesisDecoder",
+    "GenesisEncoder",
+    "Restorer",
+    "UnitedModel",
+    "freeze",
+]

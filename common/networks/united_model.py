@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.networks.restorer import Restorer
+
 __all__ = ["UnitedModel"]
 
 
@@ -14,6 +16,12 @@ class UnitedModel(nn.Module):
     A stage that does not restore builds no decoder (``decoder=None``), so stage 1 pays only for the
     encoder (about one seventh of the Genesis U-Net's compute). The adversary is not part of this module:
     it has its own optimizer and lives beside it in the trainer.
+
+    Methods whose network has another shape subclass it (a documented plug-in point): e.g. a siamese model that
+    runs the encoder on every sub-cube, or a decoder conditioned on an augmentation vector. A subclass keeps the
+    component names, so ``encoder.pt`` stays a plain encoder state dict; it lists extra trainable parts in
+    :meth:`components` (each is exported as ``<name>.pt``) and returns its image-to-image module from
+    :meth:`restorer` (exported as ``model.pt``, what inference serves).
 
     Args:
         encoder: returns a list of feature maps, the last one being the bottleneck.
@@ -35,6 +43,11 @@ class UnitedModel(nn.Module):
     def components(self) -> dict[str, nn.Module]:
         """The sub-modules that exist in this stage, by component name."""
         return {name: module for name in ("encoder", "head", "decoder") if (module := getattr(self, name)) is not None}
+
+    def restorer(self) -> nn.Module | None:
+        """The image-to-image module exported as ``model.pt`` (:class:`Restorer` of encoder and decoder), or ``None``
+        when this stage has no decoder. It shares the model's modules (no copy)."""
+        return Restorer(self.encoder, self.decoder) if self.decoder is not None else None
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         features = self.encoder(image)

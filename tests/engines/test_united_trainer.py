@@ -1,4 +1,4 @@
-"""UnitedTrainer: each stage updates exactly the components it should; outputs; invalid set-ups."""
+"""UnitedTrainer: each stage updates exactly the components it should; schedules, ratios, outputs; invalid set-ups."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import functools
 import pytest
 import torch
 
-from common.engines import LOSS_KEYS, UnitedObjective, UnitedTrainer
+from common.engines import UnitedObjective, UnitedTrainer
 from common.losses import LeastSquaresGANLoss
-from common.networks import ClassificationHead, ConditionalPatchCritic, GenesisDecoder, GenesisEncoder, UnitedModel
-from common.tasks import PretextClassificationTask
+from common.networks import ClassificationHead, ConditionalPatchCritic, GenesisDecoder, GenesisEncoder, UnitedModel, freeze
+from common.tasks import DiscriminativeTask, PretextClassificationTask
 
 SIZE = (16, 16, 16)
+LOSS_KEYS = {"loss", "loss_dis", "loss_res", "loss_adv", "loss_critic"}
 
 
 def _batches(n: int = 2, batch: int = 2) -> list[dict]:
@@ -36,21 +37,21 @@ def _model(decoder: bool) -> UnitedModel:
     )
 
 
-def _trainer(stage: int, freeze: tuple = (), adversarial_loss=None, critic_steps: int = 1) -> UnitedTrainer:
+def _trainer(stage: int, frozen: tuple = (), adversarial_loss=None, task=None, batches: int = 2, **kwargs) -> UnitedTrainer:
     weights = {1: (1.0, 0.0, 0.0), 2: (1.0, 100.0, 0.0), 3: (1.0, 100.0, 1.0)}[stage]
-    model = _model(decoder=stage >= 2)
+    model = freeze(_model(decoder=stage >= 2), frozen)
     critic = ConditionalPatchCritic(3, 1, 1, base_channels=2, num_levels=3) if stage == 3 else None
-    objective = UnitedObjective(PretextClassificationTask(), *weights, adversary=critic, adversarial_loss=adversarial_loss)
+    task = task if task is not None else PretextClassificationTask()
+    objective = UnitedObjective(task, *weights, adversary=critic, adversarial_loss=adversarial_loss)
+    kwargs.setdefault("max_epochs", 1)
     return UnitedTrainer(
         device="cpu",
-        max_epochs=1,
-        train_data_loader=_batches(),
+        train_data_loader=_batches(batches),
         network=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
         objective=objective,
         critic_optimizer=functools.partial(torch.optim.Adam, lr=1e-2),
-        critic_steps=critic_steps,
-        freeze=freeze,
+        **kwargs,
     )
 
 
@@ -82,7 +83,7 @@ def test_each_stage_updates_exactly_its_components(stage: int) -> None:
 
 
 def test_frozen_component_gets_no_gradient_and_keeps_its_statistics() -> None:
-    trainer = _trainer(2, freeze=("encoder",))
+    trainer = _trainer(2, frozen=("encoder",))
     encoder_before = _snapshot(trainer.network.encoder)
     head_before = _snapshot(trainer.network.head)
     trainer.run()
@@ -94,9 +95,9 @@ def test_frozen_component_gets_no_gradient_and_keeps_its_statistics() -> None:
 def test_generator_step_gives_the_critic_no_gradient() -> None:
     trainer = _trainer(3)
     batch = _batches(1)[0]
-    outputs = trainer.network(batch["image"])
-    terms, _ = trainer.objective.generator_terms(outputs, batch)
-    trainer.objective.loss(terms).backward()
+    outputs = trainer.objective.run(trainer.network, batch)
+    loss, _, _ = trainer.objective.generator_loss(outputs, batch)
+    loss.backward()
     assert all(p.grad is None for p in trainer.adversary.parameters())
     assert all(p.requires_grad for p in trainer.adversary.parameters())  # restored after the step
     assert any(p.grad is not None for p in trainer.network.decoder.parameters())
@@ -105,8 +106,7 @@ def test_generator_step_gives_the_critic_no_gradient() -> None:
 def test_critic_steps_give_the_generator_no_gradient() -> None:
     trainer = _trainer(3, critic_steps=3)
     batch = _batches(1)[0]
-    reconstruction = trainer.network(batch["image"])["reconstruction"]
-    logs = trainer._critic_steps(batch["target"], reconstruction.detach(), batch["image"])
+    logs = trainer._critic_steps(trainer.objective.run(trainer.network, batch).restorations)
     assert {"loss_critic", "critic_real", "critic_fake", "gradient_penalty"} <= set(logs)
     assert all(p.grad is None for p in trainer.network.parameters())
 
@@ -116,13 +116,15 @@ def test_output_and_epoch_metrics(stage: int) -> None:
     trainer = _trainer(stage, adversarial_loss=LeastSquaresGANLoss() if stage == 3 else None)
     trainer.run()
     output = trainer.state.output
-    assert set(LOSS_KEYS) <= set(output) and "dis_accuracy" in output
+    assert LOSS_KEYS <= set(output) and "dis_accuracy" in output
     assert all(isinstance(v, float) for v in output.values())
     assert (output["loss_res"] > 0) == (stage >= 2)
     assert (output["loss_critic"] != 0) == (stage == 3)
     expected = output["loss_dis"] + 100 * output["loss_res"] + output["loss_adv"]
     assert output["loss"] == pytest.approx(expected, rel=1e-5)
-    assert set(LOSS_KEYS) <= set(trainer.state.metrics)
+    assert LOSS_KEYS | {"dis_accuracy"} <= set(trainer.state.metrics)  # task diagnostics get epoch means too
+    if stage == 3:
+        assert {"critic_real", "critic_fake"} <= set(trainer.state.metrics)
 
 
 def test_checkpoint_objects_follow_the_stage() -> None:
@@ -144,20 +146,91 @@ def test_inconsistent_set_ups_raise() -> None:
         UnitedTrainer(**common, objective=objective)
     with pytest.raises(ValueError, match="critic_steps"):
         UnitedTrainer(**common, objective=objective, critic_optimizer=torch.optim.Adam(critic.parameters()), critic_steps=0)
-    with pytest.raises(ValueError, match="no such component"):
-        UnitedTrainer(**common, objective=UnitedObjective(PretextClassificationTask()), freeze=("adversary",))
+    with pytest.raises(ValueError, match="generator_interval"):
+        UnitedTrainer(**common, objective=objective, critic_optimizer=torch.optim.Adam(critic.parameters()), generator_interval=0)
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        UnitedTrainer(**common, objective=UnitedObjective(PretextClassificationTask()), scheduler_interval="step")
+    with pytest.raises(ValueError, match=r"cannot freeze \['adversary'\]"):
+        freeze(model3, ["adversary"])
     with pytest.raises(ValueError, match="needs an adversary"):
         UnitedObjective(PretextClassificationTask(), 1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="needs a discriminative task"):
         UnitedObjective(None, 1.0)
 
 
-def test_freeze_refuses_a_wrapped_network() -> None:
+def test_generator_interval_steps_the_critic_every_iteration_and_the_generator_every_nth() -> None:
+    counter = CountingTask()
+    trainer = _trainer(3, task=counter, batches=6, generator_interval=3, critic_steps=1)
+    critic_steps = []
+    trainer.critic_optimizer.register_step_post_hook(lambda *_: critic_steps.append(trainer.state.iteration))
+    generator_steps = []
+    trainer.optimizer.register_step_post_hook(lambda *_: generator_steps.append(trainer.state.iteration))
+    trainer.run()
+    assert critic_steps == [1, 2, 3, 4, 5, 6]  # a fresh batch for every critic step
+    assert generator_steps == [1, 4] and int(counter.steps) == 2  # after_step follows the generator steps only
+    assert trainer.state.metrics["loss"] > 0  # critic-only iterations still report the generator loss
+
+
+def test_both_learning_rates_follow_their_schedules_and_are_checkpointed() -> None:
+    step_lr = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    trainer = _trainer(3, max_epochs=2, lr_scheduler=step_lr, critic_lr_scheduler=step_lr)
+    trainer.run()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 / 4)
+    assert trainer.critic_optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 / 4)
+    assert {"lr_scheduler", "critic_lr_scheduler"} <= set(trainer.checkpoint_objects())
+    per_iteration = _trainer(1, lr_scheduler=step_lr, scheduler_interval="iteration")
+    per_iteration.run()
+    assert per_iteration.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 / 4)  # 2 iterations
+
+
+def test_cpu_autocast_runs_in_bfloat16() -> None:
+    trainer = _trainer(3, amp=True)
+    dtypes = set()
+    trainer.network.encoder.register_forward_hook(lambda m, i, out: dtypes.add(out[-1].dtype))
+    trainer.run()
+    assert dtypes == {torch.bfloat16}
+    assert not trainer.generator_scaler.is_enabled()  # gradient scaling is for float16 on CUDA only
+    assert all(torch.isfinite(torch.tensor(v)) for v in trainer.state.output.values())
+
+
+class CountingTask(PretextClassificationTask):
+    """Cross-entropy plus a count of ``after_step`` calls kept as task state."""
+
+    def build_state(self, model: torch.nn.Module) -> None:
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def after_step(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+
+
+class TrainableStateTask(PretextClassificationTask):
+    """Wrong on purpose: a trainable parameter the optimizer never sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+
+def test_task_parameters_that_require_grad_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"require gradients.*\['scale'\]"):
+        _trainer(1, task=TrainableStateTask())
+
+
+def test_task_state_in_the_optimizer_is_refused() -> None:
     model = _model(decoder=False)
-    wrapped = torch.nn.DataParallel(model)
-    with pytest.raises(ValueError, match="before the wrap"):
-        UnitedTrainer(
-            device="cpu", max_epochs=1, train_data_loader=_batches(), network=wrapped,
-            optimizer=torch.optim.Adam(model.parameters()), objective=UnitedObjective(PretextClassificationTask()),
-            freeze=("encoder",),
-        )
+    task = CountingTask()
+    task.setup(model)
+    task.copy = torch.nn.Linear(2, 2).requires_grad_(False)
+    optimizer = torch.optim.Adam(list(model.parameters()) + list(task.copy.parameters()))
+    with pytest.raises(ValueError, match="task's state"):
+        UnitedTrainer("cpu", 1, _batches(), model, optimizer, UnitedObjective(task))
+
+
+def test_freeze_happens_before_the_wrap_and_holds_inside_it() -> None:
+    model = freeze(_model(decoder=False), ["encoder"])
+    wrapped = torch.nn.DataParallel(model)  # stands for DistributedDataParallel: the trainer unwraps both
+    trainer = UnitedTrainer("cpu", 1, _batches(), wrapped, torch.optim.Adam(model.parameters()), UnitedObjective(CountingTask()))
+    encoder_before = _snapshot(model.encoder)
+    trainer.run()
+    assert trainer.frozen == [model.encoder] and not model.encoder.training
+    assert not _changed(encoder_before, model.encoder)
