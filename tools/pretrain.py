@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import fire
 from monai.bundle import ConfigWorkflow
 
+from common.handlers import format_summaries, stage_summary
+
 
 def as_list(value: str | int | Sequence | None) -> list:
     """A CLI value as a list: ``"1,2"`` -> ``["1", "2"]``, ``3`` -> ``["3"]``, lists unchanged, ``None`` -> ``[]``."""
@@ -91,6 +93,8 @@ def pretrain(
     for name, folder in outputs.items():
         files = sorted(f for f in os.listdir(folder) if f.endswith(".pt") and not f.startswith("checkpoint"))
         print(f"  {name}: {folder}/{{{','.join(files)}}}")
+    print("\nWhat each stage learned (pretext metric: mean of the first / last 3 validations):")
+    print(format_summaries([stage_summary(folder) for folder in outputs.values()]))
     return outputs
 
 

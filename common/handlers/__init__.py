@@ -2,6 +2,7 @@
 
 from common.handlers.component_exporter import MANIFEST, MODEL, TASK, ComponentExporter
 from common.handlers.handler_list import HandlerList
+from common.handlers.learning_summary import LearningSummary, StageSummary, format_summaries, stage_summary
 from common.handlers.metrics_log import METRICS_LOG, MetricsLog, read_metrics_log
 from common.handlers.progress import ProgressBarHandler
 from common.handlers.run_record import RUN_RECORD, RunRecorder, read_run_record
@@ -13,6 +14,7 @@ __all__ = [
     "MANIFEST",
     "ComponentExporter",
     "HandlerList",
+    "LearningSummary",
     "METRICS_LOG",
     "MODEL",
     "MetricsLog",
@@ -21,9 +23,12 @@ __all__ = [
     "RUN_RECORD",
     "RunRecorder",
     "read_metrics_log",
+    "stage_summary",
     "read_run_record",
     "StageCheckpointSaver",
+    "StageSummary",
     "StageResume",
+    "format_summaries",
     "latest_checkpoint",
     "load_component",
     "load_previous_stage",
