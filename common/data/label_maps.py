@@ -89,9 +89,9 @@ def _header_dtype(path: Path) -> tuple[np.dtype | None, bool]:
     io.SetFileName(str(path))
     io.ReadImageInformation()
     kind = io.GetComponentTypeAsString(io.GetComponentType())
-    names = {"char": "int8", "uchar": "uint8", "short": "int16", "ushort": "uint16", "int": "int32",
-             "uint": "uint32", "long": "int64", "ulong": "uint64", "long_long": "int64", "ulong_long": "uint64",
-             "float": "float32", "double": "float64"}  # fmt: skip
+    names = {"char": "int8", "unsigned_char": "uint8", "short": "int16", "unsigned_short": "uint16", "int": "int32",
+             "unsigned_int": "uint32", "long": "int64", "unsigned_long": "uint64", "long_long": "int64",
+             "unsigned_long_long": "uint64", "float": "float32", "double": "float64"}  # fmt: skip
     return (np.dtype(names[kind]) if kind in names else None), False
 
 
