@@ -1,7 +1,7 @@
 """Engines: the stage-aware trainer, its evaluator, the objective they share, and distributed helpers."""
 
 from common.engines.batch import prepare_ssl_batch
-from common.engines.distributed import destroy_distributed, init_distributed, rank, unwrap, world_size
+from common.engines.distributed import all_gather, destroy_distributed, init_distributed, rank, unwrap, world_size
 from common.engines.objective import UnitedObjective, requires_grad
 from common.engines.output_means import OutputMeans
 from common.engines.united_evaluator import UnitedEvaluator
@@ -9,6 +9,7 @@ from common.engines.united_trainer import UnitedTrainer, frozen_components
 
 __all__ = [
     "OutputMeans",
+    "all_gather",
     "UnitedEvaluator",
     "UnitedObjective",
     "UnitedTrainer",

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch import nn
 
 __all__ = [
+    "all_gather",
     "average_gradients",
     "broadcast_module",
     "destroy_distributed",
@@ -91,6 +92,30 @@ def average_gradients(module: nn.Module) -> None:
         if param.grad is not None:
             dist.all_reduce(param.grad)
             param.grad.div_(world)
+
+
+def all_gather(tensor: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
+    """Concatenate ``tensor`` from every rank along dim 0, in rank order (``tensor`` itself without a group).
+
+    Contrastive losses gather embeddings so that each rank sees every rank's negatives, and queues enqueue every
+    rank's keys. With ``with_grad`` the gather is differentiable (``torch.distributed.nn.functional.all_gather``:
+    its backward sums each slice's gradient on the rank that owns it), so a loss computed from the gathered tensor
+    gives the gradients of the same loss computed in one process on the concatenated batch, divided by the world
+    size once DistributedDataParallel averages them. Without ``with_grad`` (keys, queue entries) the result is
+    detached.
+
+    Shapes:
+        ``(B, *F)`` on every rank (the same ``B``) -> ``(world_size * B, *F)``.
+    """
+    if not is_distributed():
+        return tensor if with_grad else tensor.detach()
+    if with_grad:
+        from torch.distributed.nn.functional import all_gather as differentiable_all_gather
+
+        return torch.cat(differentiable_all_gather(tensor.contiguous()), dim=0)
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.detach().contiguous())
+    return torch.cat(parts, dim=0)
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -11,13 +11,15 @@ from monai.bundle import ConfigWorkflow
 from common.data import write_phantom_dataset
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUNDLE = os.path.join(REPO_ROOT, "bundles", "rotation")
-CONFIGS = os.path.join(BUNDLE, "configs")
+BUNDLES = os.path.join(REPO_ROOT, "bundles")
+BUNDLE = os.path.join(BUNDLES, "rotation")
+#: The method bundles (generated from the shared template: they have a method.yaml).
+METHOD_BUNDLES = sorted(d for d in os.listdir(BUNDLES) if os.path.isfile(os.path.join(BUNDLES, d, "method.yaml")))
 
 
-def config(name: str) -> str:
-    """Path of a rotation bundle config file by name (``train`` -> ``configs/train.yaml``)."""
-    return os.path.join(CONFIGS, name if name.endswith((".yaml", ".json", ".conf")) else f"{name}.yaml")
+def config(name: str, bundle: str = "rotation") -> str:
+    """Path of a bundle config file by name (``train`` -> ``bundles/<bundle>/configs/train.yaml``)."""
+    return os.path.join(BUNDLES, bundle, "configs", name if name.endswith((".yaml", ".json", ".conf")) else f"{name}.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -28,19 +30,23 @@ def phantom_datalist(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def make_workflow(phantom_datalist: str, tmp_path) -> Callable[..., ConfigWorkflow]:
-    """Build a train workflow of the rotation bundle: ``make_workflow("stage2", "smoke", **overrides)``."""
+    """Build a workflow of a bundle: ``make_workflow("stage2", "smoke", bundle="jigsaw", **overrides)``.
 
-    def _make(*names: str, workflow_type: str = "train", **overrides: object) -> ConfigWorkflow:
+    ``train.yaml`` comes first for train workflows; the named configs follow in order. The data default to the
+    session's phantom datalist, the outputs to the test's temporary folder.
+    """
+
+    def _make(*names: str, workflow_type: str = "train", bundle: str = "rotation", **overrides: object) -> ConfigWorkflow:
         overrides.setdefault("dataset_dir", os.path.dirname(phantom_datalist))
         overrides.setdefault("datalist", phantom_datalist)
         overrides.setdefault("output_dir", str(tmp_path / "models"))
-        files = [config("train")] if workflow_type == "train" else []
+        files = [config("train", bundle)] if workflow_type == "train" else []
         return ConfigWorkflow(
-            config_file=files + [config(n) for n in names],
-            meta_file=config("metadata.json"),
-            logging_file=config("logging.conf"),
+            config_file=files + [config(n, bundle) for n in names],
+            meta_file=config("metadata.json", bundle),
+            logging_file=config("logging.conf", bundle),
             workflow_type=workflow_type,
-            bundle_root=BUNDLE,
+            bundle_root=os.path.join(BUNDLES, bundle),
             **overrides,
         )
 
