@@ -1,4 +1,4 @@
-"""The multi-GPU overlay on CPU: two gloo ranks under torchrun, and proof that the ranks stay in sync.
+"""The multi-GPU overlay of every method bundle on CPU: two gloo ranks under torchrun, and proof that they stay in sync.
 
 Each torchrun launch appends :class:`ddp_probe.RankStateDump` (a test-only handler in this folder, put on the
 workers' ``PYTHONPATH``) to ``train#handlers`` through a small overlay YAML, so every rank saves its network and
@@ -17,7 +17,7 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import BUNDLE, REPO_ROOT, config, run
+from conftest import BUNDLES, METHOD_BUNDLES, REPO_ROOT, config, run
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with the gloo backend is unavailable"
@@ -43,7 +43,7 @@ def _tail(text: str | bytes | None, lines: int = 80) -> str:
     return head + "\n".join(all_lines[-lines:])
 
 
-def torchrun(stage: str, datalist: str, output_dir: str, probe_dir: str, tmp_path) -> str:
+def torchrun(stage: str, datalist: str, output_dir: str, probe_dir: str, tmp_path, bundle: str = "rotation") -> str:
     """Run ``train.yaml + <stage>.yaml + smoke.yaml + multi_gpu_train.yaml`` (+ the probe overlay) on 2 gloo ranks.
 
     Returns the combined stdout and stderr of all ranks; fails the test with their tail on error or timeout.
@@ -52,14 +52,14 @@ def torchrun(stage: str, datalist: str, output_dir: str, probe_dir: str, tmp_pat
     probe_overlay.write_text(
         f'"+train#handlers":\n  - _target_: ddp_probe.RankStateDump\n    out_dir: "{probe_dir}"\n', encoding="utf-8"
     )
-    files = [config("train"), config(stage), config("smoke"), config("multi_gpu_train"), str(probe_overlay)]
+    files = [config(n, bundle) for n in ("train", stage, "smoke", "multi_gpu_train")] + [str(probe_overlay)]
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={NPROC}",
         "-m", "monai.bundle", "run",
         "--config_file", repr(files),
-        "--meta_file", config("metadata.json"),
-        "--logging_file", config("logging.conf"),
-        "--bundle_root", BUNDLE,
+        "--meta_file", config("metadata.json", bundle),
+        "--logging_file", config("logging.conf", bundle),
+        "--bundle_root", os.path.join(BUNDLES, bundle),
         "--dataset_dir", os.path.dirname(datalist),
         "--datalist", datalist,
         "--output_dir", output_dir,
@@ -76,8 +76,8 @@ def torchrun(stage: str, datalist: str, output_dir: str, probe_dir: str, tmp_pat
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
-        pytest.fail(f"torchrun {stage} timed out after {TIMEOUT} s; output tail:\n{_tail(output)}")
-    assert proc.returncode == 0, f"torchrun {stage} exited with {proc.returncode}; output tail:\n{_tail(output)}"
+        pytest.fail(f"torchrun {bundle} {stage} timed out after {TIMEOUT} s; output tail:\n{_tail(output)}")
+    assert proc.returncode == 0, f"torchrun {bundle} {stage} exited with {proc.returncode}; output tail:\n{_tail(output)}"
     return output
 
 
@@ -128,32 +128,24 @@ def assert_ranks_saw_different_data(probe_dir: str) -> None:
 
 
 def assert_exports_match(stage_dir: str, network: dict, adversary: dict) -> None:
-    """Rank 0's exported files hold the weights it trained: ``<component>.pt`` and, when written, ``model.pt``."""
+    """Rank 0's exported component files hold the weights it trained."""
     for name in ("encoder", "head", "decoder"):
         path = os.path.join(stage_dir, f"{name}.pt")
         if os.path.isfile(path):
             exported = _load(path)
             ours = {k[len(name) + 1 :]: v for k, v in network.items() if k.startswith(f"{name}.")}
             assert exported.keys() == ours.keys() and not _differing(exported, ours, ours), f"{name}.pt != rank 0"
-    if os.path.isfile(path := os.path.join(stage_dir, "model.pt")):  # the exported generator (or a part of it)
-        exported = _load(path)
-        assert exported.keys() <= network.keys() and not _differing(exported, network, exported), "model.pt != rank 0"
     if adversary:
         exported = _load(os.path.join(stage_dir, "adversary.pt"))
         assert exported.keys() == adversary.keys() and not _differing(exported, adversary, adversary), "adversary.pt"
 
 
-@pytest.fixture
-def stage2_dir(make_workflow) -> str:
-    """Stages 1 and 2 run in this process (smoke scale); returns stage 2's folder."""
-    run(make_workflow("stage1", "smoke"))
-    workflow = run(make_workflow("stage2", "smoke"))
-    return workflow.parser.get_parsed_content("stage_dir")
-
-
-def test_stage3_two_ranks_gloo(stage2_dir: str, phantom_datalist: str, tmp_path) -> None:
+@pytest.mark.parametrize("bundle", METHOD_BUNDLES)
+def test_stage3_two_ranks_gloo(make_workflow, bundle: str, phantom_datalist: str, tmp_path) -> None:
+    run(make_workflow("stage1", "smoke", bundle=bundle))  # stages 1 and 2 in this process (smoke scale)
+    stage2_dir = run(make_workflow("stage2", "smoke", bundle=bundle)).parser.get_parsed_content("stage_dir")
     output_dir, probe_dir = os.path.dirname(stage2_dir), str(tmp_path / "probe")
-    output = torchrun("stage3", phantom_datalist, output_dir, probe_dir, tmp_path)
+    output = torchrun("stage3", phantom_datalist, output_dir, probe_dir, tmp_path, bundle)
 
     stage_dir = os.path.join(output_dir, "stage3")
     missing = STAGE_FILES["stage3"] - set(os.listdir(stage_dir))
@@ -170,7 +162,7 @@ def test_stage3_two_ranks_gloo(stage2_dir: str, phantom_datalist: str, tmp_path)
     assert_exports_match(stage_dir, network, adversary)
 
 
-def test_stage1_two_ranks_gloo(phantom_datalist: str, tmp_path) -> None:
+def test_rotation_stage1_two_ranks_gloo(phantom_datalist: str, tmp_path) -> None:
     output_dir, probe_dir = str(tmp_path / "models"), str(tmp_path / "probe")
     output = torchrun("stage1", phantom_datalist, output_dir, probe_dir, tmp_path)
 
