@@ -34,14 +34,12 @@ import numpy as np
 from common.data.errors import raise_data_error
 from common.data.presets import preset_info
 from common.data.stats_cache import StatsCache
-from common.data.volume_stats import VolumeStats, ct_like
+from common.data.volume_stats import VolumeStats, ct_like, same_grid
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DataCheckReport", "Problem", "check_data", "one_line"]
 
-#: Grids whose affines differ by less than this (mm) are the same grid.
-GRID_TOLERANCE_MM = 1e-2
 _MAX_REASON = 300
 
 
@@ -247,12 +245,6 @@ def _check_image(
             )
 
 
-def _same_grid(a: VolumeStats, b: VolumeStats) -> bool:
-    if a.spatial_shape != b.spatial_shape:
-        return False
-    return np.allclose(np.asarray(a.affine), np.asarray(b.affine), atol=GRID_TOLERANCE_MM)
-
-
 def _check_output_dir(report: DataCheckReport, output_dir: str | os.PathLike) -> None:
     """Reports an output folder that cannot be created or written (without writing anything)."""
     target = Path(output_dir).expanduser().absolute()
@@ -379,7 +371,7 @@ def check_data(
                     report.error(where, f"has no {label_key!r} path (label_key={label_key!r})")
                 for label_path in label_paths:
                     label = _read(report, cache, label_path, "label", causes)
-                    if label is not None and images and not _same_grid(images[0], label):
+                    if label is not None and images and not same_grid(images[0], label):
                         report.error(
                             label_path,
                             f"label map is not on the grid of its image {images[0].path} (shape "

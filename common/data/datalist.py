@@ -253,9 +253,16 @@ def locate_datalist(dataset_dir: str | os.PathLike, datalist: str | os.PathLike 
         FileNotFoundError: for an explicit datalist path that does not exist, or a ``dataset_dir`` that
             does not exist when it is needed (the message never suggests putting the sample data into a
             user's own folder).
+        IsADirectoryError: for a datalist path that is a folder.
+        NotADirectoryError: for a ``dataset_dir`` that is a file.
     """
     if datalist and str(datalist).strip().lower() != AUTO:
         path = Path(datalist).expanduser()
+        if path.is_dir():
+            raise IsADirectoryError(
+                f"datalist must be a JSON file, got a folder: {path}. To scan a folder, pass it as dataset_dir "
+                f"(with datalist auto)."
+            )
         if not path.is_file():
             raise FileNotFoundError(_missing_datalist_message(path))
         return path
@@ -298,8 +305,8 @@ def resolve_training_data(
 
     Raises:
         DataError: (a ``SystemExit``: one message, exit status 1, no traceback) for any of the problems
-            above; with ``debug`` the original ``FileNotFoundError``, ``NotADirectoryError``, ``KeyError`` or
-            ``ValueError`` instead.
+            above; with ``debug`` the original ``FileNotFoundError``, ``IsADirectoryError``,
+            ``NotADirectoryError``, ``KeyError`` or ``ValueError`` instead.
     """
     from common.data.errors import debug_requested, raise_data_error
 
@@ -312,7 +319,7 @@ def resolve_training_data(
         if not required:
             return []
         return datalist_from_folder(dataset_dir)
-    except (FileNotFoundError, NotADirectoryError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError) as e:  # OSError: not found, a folder or file in the wrong place, no access
         if debug_requested(debug):
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)

@@ -18,20 +18,17 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from common.data.check import one_line
 from common.data.datalist import DATALIST_KEYS, find_volumes
 from common.data.label_maps import MAX_LABEL_VALUES, label_name_reason, pair_labels
 from common.data.presets import PRESETS
 from common.data.stats_cache import StatsCache
-from common.data.volume_stats import VolumeStats, ct_like
+from common.data.volume_stats import VolumeStats, ct_like, same_grid
 
 __all__ = ["SurveyedFile", "Survey", "build_datalist", "summary_lines", "survey_folder"]
 
 TOOL_VERSION = "1.0"
-#: Grids whose affines differ by less than this (mm) are the same grid.
-GRID_TOLERANCE_MM = 1e-2
 
 
 @dataclass
@@ -137,12 +134,6 @@ def survey_folder(folder: str | os.PathLike, cache_dir: str | os.PathLike | None
     return survey
 
 
-def _same_grid(a: VolumeStats, b: VolumeStats) -> bool:
-    return a.spatial_shape == b.spatial_shape and np.allclose(
-        np.asarray(a.affine), np.asarray(b.affine), atol=GRID_TOLERANCE_MM
-    )
-
-
 def _split(paths: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """(training, validation): a seeded shuffle of the sorted paths; at least one of each when possible."""
     if not 0.0 <= fraction < 1.0:
@@ -220,7 +211,7 @@ def build_datalist(
     labeled_other: list[dict] = []
     for image, label in pairs:
         label_stats = next(f.stats for f in survey.labels if f.path == label)
-        if not _same_grid(stats_of[image], label_stats):
+        if not same_grid(stats_of[image], label_stats):
             reason = (
                 f"label map whose name matches {rel(image)} but whose grid differs (shape "
                 f"{'x'.join(map(str, label_stats.spatial_shape))} vs {'x'.join(map(str, stats_of[image].spatial_shape))})"

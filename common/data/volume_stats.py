@@ -21,10 +21,12 @@ import numpy as np
 
 __all__ = [
     "CT_AIR_HU",
+    "GRID_TOLERANCE_MM",
     "PERCENTILES",
     "VolumeStats",
     "ct_like",
     "read_volume_stats",
+    "same_grid",
 ]
 
 #: Percentiles recorded per volume (of the finite voxels).
@@ -38,6 +40,8 @@ CT_MIN_HU = -3100.0
 CT_MAX_HU = 4000.0
 #: Voxels used for the percentiles at most (a regular stride over the finite voxels beyond this).
 MAX_PERCENTILE_VOXELS = 1 << 24
+#: Grids whose voxel-to-world matrices differ by less than this (mm) are the same grid.
+GRID_TOLERANCE_MM = 1e-2
 #: Distinct values are counted for integer volumes only, up to this many (enough to tell label maps apart).
 MAX_DISTINCT_COUNT = 4096
 
@@ -233,3 +237,11 @@ def ct_like(stats: VolumeStats) -> bool:
         return False
     low, high = stats.percentile(0.5), stats.percentile(99.5)
     return CT_MIN_HU <= low <= CT_AIR_HU and high <= CT_MAX_HU
+
+
+def same_grid(a: VolumeStats, b: VolumeStats) -> bool:
+    """Tells whether two volumes share a voxel grid: equal spatial shapes and affines (within
+    :data:`GRID_TOLERANCE_MM`), as a label map must share its image's."""
+    if a.spatial_shape != b.spatial_shape:
+        return False
+    return bool(np.allclose(np.asarray(a.affine), np.asarray(b.affine), atol=GRID_TOLERANCE_MM))

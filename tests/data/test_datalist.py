@@ -146,6 +146,8 @@ def test_an_explicit_datalist_that_does_not_exist_is_an_error_not_a_fallback(tmp
         dl.resolve_training_data(tmp_path, str(typo), "validation", required=False)
     with pytest.raises(FileNotFoundError, match="datalsit.json"):
         dl.resolve_training_data(tmp_path, str(typo), "unlabeled", debug=True)
+    with pytest.raises(DataError, match=f"datalist must be a JSON file, got a folder: {tmp_path}"):
+        dl.resolve_training_data(tmp_path, str(tmp_path), "unlabeled")
 
 
 def test_auto_uses_the_folder_datalist_else_scans(tmp_path):
