@@ -7,6 +7,9 @@ from common.networks.freeze import freeze
 from common.networks.heads import ClassificationHead
 from common.networks.restorer import Restorer
 from common.networks.united_model import UnitedModel
+from common.networks.byol import BYOLModel
+from common.networks.pcrl import AugmentationEmbedding, PCRLModel, PCRLRestorer, condition_features
+from common.networks.projection import MLP, ProjectionHead
 
 __all__ = [
     "ClassificationHead",
@@ -16,4 +19,11 @@ __all__ = [
     "Restorer",
     "UnitedModel",
     "freeze",
+    "AugmentationEmbedding",
+    "BYOLModel",
+    "MLP",
+    "PCRLModel",
+    "PCRLRestorer",
+    "ProjectionHead",
+    "condition_features",
 ]

@@ -8,6 +8,8 @@ from common.transforms.local_shuffle import RandLocalPixelShuffled
 from common.transforms.painting import RandInPaintd, RandOutPaintd
 from common.transforms.patch_swap import RandPatchSwapd
 from common.transforms.rotation import ROTATION_GROUPS, RandRotationPretextd, apply_rotation, rotation_group
+from common.transforms.spatial_code import CODE_SIZE, RandSpatialCoded, apply_spatial_code, identity_code, spatial_code
+from common.transforms.two_views import RandCropPaird, box_iou
 
 __all__ = [
     "ROTATION_GROUPS",
@@ -27,4 +29,11 @@ __all__ = [
     "interp",
     "rotation_group",
     "warp",
+    "CODE_SIZE",
+    "RandCropPaird",
+    "RandSpatialCoded",
+    "apply_spatial_code",
+    "box_iou",
+    "identity_code",
+    "spatial_code",
 ]
