@@ -2,6 +2,7 @@
 channel adaptation, frozen-encoder classifiers, layer-wise learning rates and organ-patch sampling."""
 
 from common.transfer.classifier import EncoderClassifier, deepest_feature
+from common.transfer.entries import flat_labels, select_entries
 from common.transfer.initialise import INITS, TRANSFER_RECORD, TransferReport, components_for, initialise
 from common.transfer.input_channels import adapt_input_channels, expand_input_weight, first_convolution, input_convolutions
 from common.transfer.loading import ComponentLoad, load_component, output_layer_keys
@@ -33,11 +34,13 @@ __all__ = [
     "discover_ssl_bundles",
     "expand_input_weight",
     "first_convolution",
+    "flat_labels",
     "initialise",
     "input_convolutions",
     "load_component",
     "output_layer_keys",
     "param_groups",
     "read_ssl_bundle",
+    "select_entries",
     "stage_folders",
 ]

@@ -60,4 +60,5 @@ class EncoderClassifier(nn.Module):
         if not self.dense_output:
             return logits
         spatial = image.shape[2:]
-        return logits.reshape(*logits.shape, *([1] * len(spatial))).expand(-1, -1, *spatial)
+        # a real tensor, not a stride-0 view: the sliding-window inferer weights its windows in place
+        return logits.reshape(*logits.shape, *([1] * len(spatial))).expand(-1, -1, *spatial).contiguous()
