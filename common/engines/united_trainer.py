@@ -16,9 +16,10 @@ from common.engines.batch import prepare_ssl_batch
 from common.engines.distributed import average_gradients, broadcast_module, unwrap
 from common.engines.objective import UnitedObjective
 from common.engines.output_means import OutputMeans
+from common.engines.random_state import RandomStates
 from common.tasks import Restoration
 
-__all__ = ["UnitedTrainer", "frozen_components"]
+__all__ = ["NonFiniteLossError", "UnitedTrainer", "frozen_components"]
 
 SCHEDULER_INTERVALS = ("epoch", "iteration")
 
@@ -30,6 +31,10 @@ def frozen_components(model: nn.Module) -> list[nn.Module]:
     """
     components = model.components() if hasattr(model, "components") else {}
     return [m for m in components.values() if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite: training stops, the last good checkpoint stays the newest."""
 
 
 def _built(factory: Any, argument: Any) -> Any:
@@ -75,6 +80,8 @@ class UnitedTrainer(SupervisedTrainer):
         critic_lr_scheduler: a callable building the critic's scheduler from the critic optimizer
             (e.g. ``StepLR`` with ``_mode_: callable``), or ``None``.
         scheduler_interval: step the schedulers every ``"epoch"`` or every ``"iteration"``.
+        max_grad_norm: clip the generator's gradient norm to this value (``None``: no clipping).
+        critic_max_grad_norm: clip the critic's gradient norm to this value (``None``: no clipping).
         epoch_length: iterations per epoch (default: the loader's length).
         non_blocking: non-blocking host-to-device copies.
         prepare_batch: batch preparation; the default moves every tensor of the dict to ``device``.
@@ -86,7 +93,8 @@ class UnitedTrainer(SupervisedTrainer):
     Output of every iteration (``engine.state.output``): floats ``loss``, ``loss_dis``, ``loss_res``,
     ``loss_adv`` (unweighted terms; 0.0 when inactive), ``loss_critic`` (0.0 without adversary), the critic's
     diagnostics and the task's (``dis_<name>``). Their epoch means are in ``engine.state.metrics`` under the same
-    names.
+    names. A NaN or infinite loss term stops the run with :class:`NonFiniteLossError` naming the term, the epoch and
+    the iteration, before any optimizer step on it; nothing is saved, so the last good checkpoint stays the newest.
     """
 
     def __init__(
@@ -103,6 +111,8 @@ class UnitedTrainer(SupervisedTrainer):
         lr_scheduler: Any = None,
         critic_lr_scheduler: Callable[[Optimizer], Any] | None = None,
         scheduler_interval: str = "epoch",
+        max_grad_norm: float | None = None,
+        critic_max_grad_norm: float | None = None,
         epoch_length: int | None = None,
         non_blocking: bool = False,
         prepare_batch: Callable = prepare_ssl_batch,
@@ -134,6 +144,9 @@ class UnitedTrainer(SupervisedTrainer):
         self.objective = objective.to(self.state.device)
         self.critic_steps = critic_steps
         self.generator_interval = generator_interval
+        self.max_grad_norm = max_grad_norm
+        self.critic_max_grad_norm = critic_max_grad_norm
+        self.random_states = RandomStates(getattr(getattr(train_data_loader, "dataset", None), "transform", None))
         self.adversary = objective.adversary
         if self.adversary is not None:
             if critic_optimizer is None:
@@ -176,7 +189,12 @@ class UnitedTrainer(SupervisedTrainer):
 
     def checkpoint_objects(self) -> dict[str, Any]:
         """Every object a resumable checkpoint needs, by name (only those that exist in this stage)."""
-        objects: dict[str, Any] = {"trainer": self, "network": unwrap(self.network), "optimizer": self.optimizer}
+        objects: dict[str, Any] = {
+            "trainer": self,
+            "network": unwrap(self.network),
+            "optimizer": self.optimizer,
+            "random_states": self.random_states,
+        }
         if self.lr_scheduler is not None:
             objects["lr_scheduler"] = self.lr_scheduler
         if self.adversary is not None:
@@ -204,6 +222,21 @@ class UnitedTrainer(SupervisedTrainer):
         for module in self.frozen:
             module.eval()
 
+    def _check_finite(self, named: dict[str, torch.Tensor]) -> None:
+        bad = {k: v.item() for k, v in named.items() if not bool(torch.isfinite(v.detach()).all())}
+        if bad:
+            terms = ", ".join(f"{k} = {v}" for k, v in bad.items())
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {self.state.epoch}, iteration {self.state.iteration}: {terms}. Nothing was "
+                "updated or saved from this iteration; the newest checkpoint in the stage folder is the last good one. "
+                "Check the data (tools/check_data.py finds NaN voxels) or lower the learning rate / set max_grad_norm."
+            )
+
+    def _clip(self, scaler: torch.amp.GradScaler, optimizer: Optimizer, params: Iterable[nn.Parameter], norm: float | None) -> None:
+        if norm is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(list(params), norm)
+
     def _critic_steps(self, restorations: Sequence[Restoration]) -> dict[str, float]:
         critic, optimizer = self.adversary, self.critic_optimizer
         critic.train()
@@ -211,8 +244,10 @@ class UnitedTrainer(SupervisedTrainer):
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 loss, logs = self.objective.critic_loss(restorations)
+            self._check_finite({"loss_critic": loss})
             self.critic_scaler.scale(loss).backward()
             average_gradients(critic)
+            self._clip(self.critic_scaler, optimizer, critic.parameters(), self.critic_max_grad_norm)
             self.critic_scaler.step(optimizer)
             self.critic_scaler.update()
         return {"loss_critic": loss.item(), **logs}
@@ -238,8 +273,10 @@ class UnitedTrainer(SupervisedTrainer):
             with engine._autocast():
                 loss, terms, term_logs = objective.generator_loss(outputs, batch)
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
+            engine._check_finite({"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}})
             engine.generator_scaler.scale(loss).backward()
             engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+            engine._clip(engine.generator_scaler, engine.optimizer, engine.network.parameters(), engine.max_grad_norm)
             engine.generator_scaler.step(engine.optimizer)
             engine.generator_scaler.update()
             if engine.task is not None:

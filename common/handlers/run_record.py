@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import platform
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,9 +64,11 @@ def read_run_record(stage_dir: str) -> dict[str, Any]:
 
 
 class RunRecorder:
-    """Write ``<stage_dir>/run.json`` when training starts: the stage, its settings, the seed and library versions.
+    """Write ``<stage_dir>/run.json``: how the stage's weights were made, and whether it finished.
 
-    Attach on rank 0 only.
+    Written when training starts (the stage, every hyper-parameter by config id after overrides, the seed, the
+    command line, library versions and the stage guard's fingerprint of settings and data) and updated when it
+    completes (epoch, iteration, whether early stopping ended it). Attach on rank 0 only.
 
     Args:
         stage_dir: the stage folder.
@@ -73,21 +76,45 @@ class RunRecorder:
         settings: the run's hyper-parameters by config id (a bundle's ``run_settings``), e.g.
             ``{"base_channels": 32, "roi_size": [64, 64, 64], ...}``.
         bundle: the bundle's name (its folder name).
+        fingerprint: the :class:`~common.handlers.StageGuard`'s fingerprint of this run's settings and data.
     """
 
-    def __init__(self, stage_dir: str, stage: int | str, settings: Mapping[str, Any], bundle: str = "") -> None:
+    def __init__(
+        self, stage_dir: str, stage: int | str, settings: Mapping[str, Any], bundle: str = "", fingerprint: Mapping | None = None
+    ) -> None:
         self.stage_dir = stage_dir
-        self.record = {
+        self.record: dict[str, Any] = {
             "bundle": bundle,
             "stage": _jsonable(stage),
             "settings": _jsonable(dict(settings)),
+            "seed": _jsonable(settings.get("seed")),
+            "command": list(sys.argv),
             "versions": library_versions(),
         }
+        if fingerprint is not None:
+            self.record["fingerprint"] = _jsonable(dict(fingerprint))
         self.logger = logging.getLogger(__name__)
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self)
+        engine.add_event_handler(Events.STARTED, self.started)
+        engine.add_event_handler(Events.COMPLETED, self.completed)
 
-    def __call__(self, engine: Engine) -> None:
+    def _write(self) -> None:
         with atomic_output(os.path.join(self.stage_dir, RUN_RECORD)) as tmp:
             tmp.write_text(json.dumps(self.record, indent=2) + "\n", encoding="utf-8")
+
+    def started(self, engine: Engine) -> None:
+        self.record.pop("completed", None)
+        self._write()
+
+    def completed(self, engine: Engine) -> None:
+        state = engine.state
+        self.record["completed"] = {
+            "epoch": state.epoch,
+            "iteration": state.iteration,
+            "max_epochs": state.max_epochs,
+            "early_stopped": state.epoch < state.max_epochs,
+        }
+        self._write()
+
+    __call__ = started

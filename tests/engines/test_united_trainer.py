@@ -7,6 +7,7 @@ import functools
 
 import pytest
 import torch
+from ignite.engine import Events
 
 from common.engines import UnitedObjective, UnitedTrainer
 from common.losses import LeastSquaresGANLoss
@@ -234,3 +235,37 @@ def test_freeze_happens_before_the_wrap_and_holds_inside_it() -> None:
     trainer.run()
     assert trainer.frozen == [model.encoder] and not model.encoder.training
     assert not _changed(encoder_before, model.encoder)
+
+
+class NaNAfterOneStepTask(PretextClassificationTask):
+    """Cross-entropy that becomes NaN at the second iteration, as a diverging run would."""
+
+    def forward(self, outputs, batch):
+        loss, logs = super().forward(outputs, batch)
+        self.calls = getattr(self, "calls", 0) + 1
+        return (loss * float("nan") if self.calls == 2 else loss), logs
+
+
+def test_a_non_finite_loss_stops_the_run_naming_the_term_before_any_update() -> None:
+    from common.engines.united_trainer import NonFiniteLossError
+
+    trainer = _trainer(2, task=NaNAfterOneStepTask())
+    params = {}
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: params.setdefault("w", {n: p.clone() for n, p in e.network.named_parameters()})
+    )
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, iteration 2: loss = nan, loss_dis = nan"):
+        trainer.run()
+    assert all(torch.equal(p, params["w"][n]) for n, p in trainer.network.named_parameters())  # no step on the NaN
+
+
+def test_gradient_clipping_bounds_the_update() -> None:
+    clipped = _trainer(1, max_grad_norm=1e-3)
+    norms = []
+
+    def record(engine) -> None:
+        norms.append(torch.nn.utils.get_total_norm([p.grad for p in engine.network.parameters() if p.grad is not None]).item())
+
+    clipped.add_event_handler(Events.ITERATION_COMPLETED, record)
+    clipped.run()
+    assert max(norms) <= 1e-3 * 1.0001
