@@ -6,6 +6,9 @@ from common.networks.encoder import GenesisEncoder
 from common.networks.freeze import freeze
 from common.networks.heads import ClassificationHead
 from common.networks.restorer import Restorer
+from common.networks.swin import SwinUNETRDecoder, assemble_swin_unetr, swin_vit
+from common.networks.swin_head import SwinPretextHead
+from common.networks.swin_model import SwinUnitedModel
 from common.networks.united_model import UnitedModel
 from common.networks.byol import BYOLModel
 from common.networks.pcrl import AugmentationEmbedding, PCRLModel, PCRLRestorer, condition_features
@@ -17,8 +20,13 @@ __all__ = [
     "GenesisDecoder",
     "GenesisEncoder",
     "Restorer",
+    "SwinPretextHead",
+    "SwinUNETRDecoder",
+    "SwinUnitedModel",
     "UnitedModel",
+    "assemble_swin_unetr",
     "freeze",
+    "swin_vit",
     "AugmentationEmbedding",
     "BYOLModel",
     "MLP",

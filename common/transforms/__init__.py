@@ -8,6 +8,7 @@ from common.transforms.local_shuffle import RandLocalPixelShuffled
 from common.transforms.painting import RandInPaintd, RandOutPaintd
 from common.transforms.patch_swap import RandPatchSwapd
 from common.transforms.rotation import ROTATION_GROUPS, RandRotationPretextd, apply_rotation, rotation_group
+from common.transforms.swin_views import RandSwinViewsd
 from common.transforms.transvw import RandTransVWCorruptiond
 from common.transforms.visual_words import RandVisualWordCropd, crop_box, crop_word
 from common.transforms.spatial_code import CODE_SIZE, RandSpatialCoded, apply_spatial_code, identity_code, spatial_code
@@ -24,6 +25,7 @@ __all__ = [
     "RandOutPaintd",
     "RandPatchSwapd",
     "RandRotationPretextd",
+    "RandSwinViewsd",
     "RandTransVWCorruptiond",
     "RandVisualWordCropd",
     "apply_rotation",
