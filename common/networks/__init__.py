@@ -35,3 +35,6 @@ __all__ = [
     "ProjectionHead",
     "condition_features",
 ]
+from common.networks.siamese_octad import OctadHead, SiameseOctadModel
+
+__all__ += ["OctadHead", "SiameseOctadModel"]

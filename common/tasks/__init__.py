@@ -15,3 +15,7 @@ __all__ = ["DiscriminativeTask", "PretextClassificationTask", "Restoration", "Ta
 __all__ += ["SwinPretextTask"]
 __all__ += ["BYOLTask", "FeatureQueue", "MoCoTask", "PCRLTask", "cosine_schedule", "grouped_shuffle_forward"]
 __all__ += ["momentum_copy", "top1_retrieval", "update_momentum", "update_momentum_copy"]
+from common.tasks.deep_cluster import DeepClusterTask
+from common.tasks.rubiks_cube import RubiksCubeTask
+
+__all__ += ["DeepClusterTask", "RubiksCubeTask"]

@@ -45,3 +45,12 @@ __all__ = [
     "identity_code",
     "spatial_code",
 ]
+from common.transforms.fixed_cubes import FixedCubeSamplesd
+from common.transforms.jigsaw import RandJigsawd, gap_width, jigsaw
+from common.transforms.permutations import hamming_permutations, min_pairwise_hamming, pairwise_hamming
+from common.transforms.rubiks_cube import HALF_TURN_PLANES, RandRubiksCubed, half_turn
+from common.transforms.subcubes import cell_size, grid_cells, place_cells, seam_band
+
+__all__ += ["FixedCubeSamplesd", "HALF_TURN_PLANES", "RandJigsawd", "RandRubiksCubed", "cell_size", "gap_width"]
+__all__ += ["grid_cells", "half_turn", "hamming_permutations", "jigsaw", "min_pairwise_hamming", "pairwise_hamming"]
+__all__ += ["place_cells", "seam_band"]
