@@ -15,13 +15,17 @@ with ``--config_file "['<bundle>/configs/train.yaml','<bundle>/configs/stage<k>.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 
 import fire
 from monai.bundle import ConfigWorkflow
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 from common.handlers import format_summaries, stage_summary
+from plot_run import plot_run
 
 
 def as_list(value: str | int | Sequence | None) -> list:
@@ -95,6 +99,8 @@ def pretrain(
         print(f"  {name}: {folder}/{{{','.join(files)}}}")
     print("\nWhat each stage learned (pretext metric: mean of the first / last 3 validations):")
     print(format_summaries([stage_summary(folder) for folder in outputs.values()]))
+    print()
+    plot_run(os.path.dirname(next(iter(outputs.values()))))
     return outputs
 
 

@@ -11,6 +11,7 @@ from monai.engines import SupervisedEvaluator
 from torch import nn
 
 from common.engines.batch import prepare_ssl_batch
+from common.engines.iteration_output import IterationOutput
 from common.engines.objective import UnitedObjective
 from common.engines.output_means import OutputMeans
 
@@ -82,7 +83,7 @@ class UnitedEvaluator(SupervisedEvaluator):
         self._reseed()
         super().run(global_epoch)
 
-    def _iteration(self, engine: UnitedEvaluator, batchdata: dict[str, Any]) -> dict[str, float]:
+    def _iteration(self, engine: UnitedEvaluator, batchdata: dict[str, Any]) -> IterationOutput:
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
@@ -93,7 +94,8 @@ class UnitedEvaluator(SupervisedEvaluator):
         with torch.no_grad():
             outputs = objective.run(engine.network, batch)
             loss, terms, logs = objective.generator_loss(outputs, batch)
+        engine.state.restorations = [r.detached() for r in outputs.restorations]  # for image panels
         output = objective.report(loss, terms)
         output.update(logs)
-        engine.state.output = output
-        return output
+        engine.state.output = IterationOutput(output)
+        return engine.state.output

@@ -15,6 +15,7 @@ from torch.optim import Optimizer
 from common.engines.batch import prepare_ssl_batch
 from common.engines.distributed import average_gradients, broadcast_module, unwrap
 from common.engines.objective import UnitedObjective
+from common.engines.iteration_output import IterationOutput
 from common.engines.output_means import OutputMeans
 from common.engines.random_state import RandomStates
 from common.tasks import Restoration
@@ -92,7 +93,7 @@ class UnitedTrainer(SupervisedTrainer):
 
     Output of every iteration (``engine.state.output``): floats ``loss``, ``loss_dis``, ``loss_res``,
     ``loss_adv`` (unweighted terms; 0.0 when inactive), ``loss_critic`` (0.0 without adversary), the critic's
-    diagnostics and the task's (``dis_<name>``). Their epoch means are in ``engine.state.metrics`` under the same
+    diagnostics, the task's (``dis_<name>``) and the learning rates (``lr``, ``critic_lr``). Their epoch means are in ``engine.state.metrics`` under the same
     names. A NaN or infinite loss term stops the run with :class:`NonFiniteLossError` naming the term, the epoch and
     the iteration, before any optimizer step on it; nothing is saved, so the last good checkpoint stays the newest.
     """
@@ -207,6 +208,12 @@ class UnitedTrainer(SupervisedTrainer):
             objects.update(generator_scaler=self.generator_scaler, critic_scaler=self.critic_scaler)
         return objects
 
+    def _learning_rates(self) -> dict[str, float]:
+        rates = {"lr": self.optimizer.param_groups[0]["lr"]}
+        if self.critic_optimizer is not None:
+            rates["critic_lr"] = self.critic_optimizer.param_groups[0]["lr"]
+        return rates
+
     def _step_schedulers(self) -> None:
         for scheduler in (self.lr_scheduler, self.critic_lr_scheduler):
             if scheduler is not None:
@@ -252,7 +259,7 @@ class UnitedTrainer(SupervisedTrainer):
             self.critic_scaler.update()
         return {"loss_critic": loss.item(), **logs}
 
-    def _iteration(self, engine: UnitedTrainer, batchdata: dict[str, Any]) -> dict[str, float]:
+    def _iteration(self, engine: UnitedTrainer, batchdata: dict[str, Any]) -> IterationOutput:
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
@@ -289,5 +296,7 @@ class UnitedTrainer(SupervisedTrainer):
         output = objective.report(loss, terms)
         output.update(logs)
         output.update(term_logs)
-        engine.state.output = output
-        return output
+        output.update(engine._learning_rates())
+        engine.state.output = IterationOutput(output)
+        engine.state.restorations = [r.detached() for r in outputs.restorations]  # for image panels
+        return engine.state.output

@@ -1,11 +1,13 @@
 """Handlers: stage guard and hand-off, crash-safe checkpoints and resume, export, run record, metrics, monitors."""
 
 from common.handlers.component_exporter import MANIFEST, MODEL, TASK, ComponentExporter
+from common.handlers.console import EpochLine, setup_logging
 from common.handlers.critic_monitor import CriticCollapseError, CriticMonitor
 from common.handlers.handler_list import HandlerList
 from common.handlers.learning_summary import LearningSummary, StageSummary, format_summaries, stage_summary
 from common.handlers.metrics_log import METRICS_LOG, MetricsLog, read_metrics_log
 from common.handlers.progress import ProgressBarHandler
+from common.handlers.restoration_images import RESTORATIONS, RestorationImages
 from common.handlers.run_record import RUN_RECORD, RunRecorder, read_run_record
 from common.handlers.stage_checkpoint import (
     FINAL_CHECKPOINT,
@@ -24,6 +26,10 @@ __all__ = [
     "MANIFEST",
     "ComponentExporter",
     "CriticCollapseError",
+    "EpochLine",
+    "RESTORATIONS",
+    "RestorationImages",
+    "setup_logging",
     "CriticMonitor",
     "RESUMABLE_SETTINGS",
     "StageFolderError",

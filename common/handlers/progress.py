@@ -27,7 +27,7 @@ class ProgressBarHandler:
     def attach(self, engine: Engine) -> None:
         ProgressBar(persist=self.persist).attach(engine, output_transform=self._shown)
 
-    def _shown(self, output: dict) -> dict:
+    def _shown(self, output) -> dict:
         return {
             k: output[k] for k in self.output_keys if k in output and not (k.startswith("loss_") and output[k] == 0.0)
         }

@@ -127,7 +127,7 @@ class StageCheckpointSaver:
         save_checkpoint(self.objects, path)
         for old in [p for p in checkpoints(self.save_dir) if _INTERVAL.search(p)][self.n_saved :]:
             os.remove(old)
-        logger.info(f"saved {path}")
+        logger.debug(f"saved {path}")
 
     def save_final_checkpoint(self, engine: Engine) -> None:
         path = os.path.join(self.save_dir, FINAL_CHECKPOINT)

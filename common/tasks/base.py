@@ -34,6 +34,11 @@ class Restoration:
     target: torch.Tensor
     condition: torch.Tensor | None = None
 
+    def detached(self) -> Restoration:
+        """A copy that holds no autograd graph (for logging and images)."""
+        condition = None if self.condition is None else self.condition.detach()
+        return Restoration(self.prediction.detach(), self.target.detach(), condition)
+
     def __post_init__(self) -> None:
         if self.prediction.shape != self.target.shape:
             raise ValueError(

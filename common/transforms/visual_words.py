@@ -39,7 +39,7 @@ __all__ = ["VISUAL_WORD_KEYS", "RandVisualWordCropd", "box_start", "crop_box", "
 logger = logging.getLogger(__name__)
 
 #: Keys of a visual-word datalist entry that describe the crops; they are not passed on to the crops.
-VISUAL_WORD_KEYS = ("visual_words", "shape", "image_path")
+VISUAL_WORD_KEYS = ("visual_words", "shape", "source_image")
 
 
 def box_start(center: Sequence[int], size: Sequence[int]) -> list[int]:
@@ -179,7 +179,7 @@ class RandVisualWordCropd(Randomizable, MapTransform):
         self._indices = order[: self.num_samples]
 
     def _words(self, d: Mapping[Hashable, Any], spatial: tuple[int, ...]) -> list[dict[str, Any]]:
-        name = d.get("image_path", "<unnamed volume>")
+        name = d.get("source_image", "<unnamed volume>")
         words = d.get(self.words_key)
         if words is None:
             if self.class_centres is None:
@@ -227,7 +227,7 @@ class RandVisualWordCropd(Randomizable, MapTransform):
             label = int(word["label"])
             if label < 0 or (self.num_classes is not None and label >= self.num_classes):
                 raise ValueError(
-                    f"volume {d.get('image_path', '<unnamed volume>')}: visual word label {label} is outside "
+                    f"volume {d.get('source_image', '<unnamed volume>')}: visual word label {label} is outside "
                     f"[0, {self.num_classes}); the bundle's num_classes must be the dataset's number of classes."
                 )
             out = dict(base)

@@ -145,7 +145,7 @@ def discover_for_bundle(
     settings = discovery_settings(parser)
     train_key = str(parser.get_parsed_content("source_train_key"))
     heldout_key = str(parser.get_parsed_content("source_val_key"))
-    paths = output_paths(output or parser.get_parsed_content("visual_words_file"))
+    paths = output_paths(os.path.normpath(output or parser.get_parsed_content("visual_words_file")))
     if os.path.abspath(paths["datalist"]) == os.path.abspath(source):
         raise ValueError(f"the visual-word datalist would overwrite its source {source}: choose another output.")
 

@@ -5,14 +5,15 @@ datalist unchanged (so inference and transfer keep their ``validation`` and ``la
 
 * ``visual_words``: the training volumes, one entry each::
 
-      {"image": "images/a.nii.gz", "image_path": "images/a.nii.gz", "shape": [X, Y, Z],
+      {"image": "images/a.nii.gz", "source_image": "images/a.nii.gz", "shape": [X, Y, Z],
        "visual_words": [{"label": 3, "crop": 0, "center": [x, y, z], "size": [sx, sy, sz]}, ...]}
 
   every word an instance crop: its class id, which of the instance's crops it is (0: the base crop of ``roi_size``,
   1...: the rescaled multi-resolution crops), its centre and size in voxels of the grid the bundle's load transforms
   produce (``shape``). One entry per volume rather than per crop, so the bundle's dataset loads and
-  caches each volume once however many words it holds; ``image_path`` names the volume in errors after
-  ``image`` has been replaced by the loaded array;
+  caches each volume once however many words it holds; ``source_image`` names the volume in errors after
+  ``image`` has been replaced by the loaded array (not ``image_path``: MONAI's ``Spacingd`` takes every key that
+  starts with ``image_`` for a metadata dict);
 * ``visual_words_validation``: the held-out volumes, in the same form (their words are the held-out instances);
 * ``visual_words_info``: the number of classes, the load settings that define the grid (``space``), the discovery
   settings, and per class its reference volume, its coordinate relative to the body box and its instance volumes.
@@ -80,7 +81,7 @@ def rebase_entries(entries: list[Any], from_dir: str | os.PathLike, to_dir: str 
 
 def _volume_entry(image: str, shape: Sequence[int], words: list[dict[str, Any]], folder: str) -> dict[str, Any]:
     name = _relative(image, folder)
-    return {"image": name, "image_path": name, "shape": [int(s) for s in shape], "visual_words": words}
+    return {"image": name, "source_image": name, "shape": [int(s) for s in shape], "visual_words": words}
 
 
 def visual_word_datalist(

@@ -13,7 +13,7 @@ def _volume(shape=(20, 24, 16)) -> torch.Tensor:
 
 
 def _entry(words, shape=(20, 24, 16)) -> dict:
-    return {"image": _volume(shape), "image_path": "vol.nii.gz", "shape": list(shape), "visual_words": words,
+    return {"image": _volume(shape), "source_image": "vol.nii.gz", "shape": list(shape), "visual_words": words,
             "subject": "s"}  # fmt: skip
 
 

@@ -122,7 +122,7 @@ def test_the_dataset_summary_and_montage(discovered: dict[str, str], same_anatom
     scales = info["settings"]["num_scales"]
     for entry in data[TRAIN_KEY]:  # every training volume holds every class, num_scales crops each
         labels = sorted(w["label"] for w in entry["visual_words"])
-        assert labels == sorted(list(range(4)) * scales) and entry["image_path"] == entry["image"]
+        assert labels == sorted(list(range(4)) * scales) and entry["source_image"] == entry["image"]
     (heldout,) = data[HELDOUT_KEY]
     assert heldout["image"].endswith("phantom_001.nii.gz")
     assert sorted(w["label"] for w in heldout["visual_words"]) == [0, 1, 2, 3]
