@@ -6,7 +6,7 @@ from common.engines.iteration_output import IterationOutput
 from common.engines.objective import UnitedObjective, requires_grad
 from common.engines.output_means import OutputMeans
 from common.engines.united_evaluator import UnitedEvaluator
-from common.engines.united_trainer import UnitedTrainer, frozen_components
+from common.engines.united_trainer import NonFiniteLossError, UnitedEvents, UnitedTrainer, frozen_components
 
 __all__ = [
     "IterationOutput",
@@ -14,6 +14,8 @@ __all__ = [
     "all_gather",
     "UnitedEvaluator",
     "UnitedObjective",
+    "NonFiniteLossError",
+    "UnitedEvents",
     "UnitedTrainer",
     "destroy_distributed",
     "frozen_components",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-from ignite.engine import Events
+from ignite.engine import EventEnum, Events
 from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from torch import nn
@@ -20,7 +20,7 @@ from common.engines.output_means import OutputMeans
 from common.engines.random_state import RandomStates
 from common.tasks import Restoration
 
-__all__ = ["NonFiniteLossError", "UnitedTrainer", "frozen_components"]
+__all__ = ["NonFiniteLossError", "UnitedEvents", "UnitedTrainer", "frozen_components"]
 
 SCHEDULER_INTERVALS = ("epoch", "iteration")
 
@@ -32,6 +32,12 @@ def frozen_components(model: nn.Module) -> list[nn.Module]:
     """
     components = model.components() if hasattr(model, "components") else {}
     return [m for m in components.values() if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+
+
+class UnitedEvents(EventEnum):
+    """Events of a United iteration beyond MONAI's ``IterationEvents`` (for profiling: ``tools/benchmark.py``)."""
+
+    CRITIC_COMPLETED = "critic_completed"  # after the critic steps (fired every iteration, even without a critic)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -126,6 +132,7 @@ class UnitedTrainer(SupervisedTrainer):
         if scheduler_interval not in SCHEDULER_INTERVALS:
             raise ValueError(f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}.")
         kwargs.setdefault("decollate", False)
+        kwargs["event_names"] = [*(kwargs.get("event_names") or []), UnitedEvents]
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -274,6 +281,7 @@ class UnitedTrainer(SupervisedTrainer):
         logs: dict[str, float] = {"loss_critic": 0.0}
         if engine.adversary is not None:
             logs.update(engine._critic_steps(outputs.restorations))
+        engine.fire_event(UnitedEvents.CRITIC_COMPLETED)
 
         if generator_step:
             engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)

@@ -129,8 +129,9 @@ def test_output_and_epoch_metrics(stage: int) -> None:
 
 
 def test_checkpoint_objects_follow_the_stage() -> None:
-    assert set(_trainer(1).checkpoint_objects()) == {"trainer", "network", "optimizer"}
-    assert set(_trainer(3).checkpoint_objects()) == {"trainer", "network", "optimizer", "adversary", "critic_optimizer"}
+    base = {"trainer", "network", "optimizer", "random_states"}
+    assert set(_trainer(1).checkpoint_objects()) == base
+    assert set(_trainer(3).checkpoint_objects()) == base | {"adversary", "critic_optimizer"}
 
 
 def test_inconsistent_set_ups_raise() -> None:
