@@ -82,6 +82,8 @@ class GenesisDecoder(nn.Module):
         if len(features) != self.num_levels:
             raise ValueError(f"GenesisDecoder expects {self.num_levels} feature maps, got {len(features)}.")
         x = features[-1]
-        for up, block, skip in zip(self.ups, self.blocks, reversed(features[:-1])):
-            x = block(torch.cat([up(x), skip], dim=1))
+        skip = len(features) - 2  # the skips, deepest first (an index: TorchScript cannot zip a reversed list)
+        for up, block in zip(self.ups, self.blocks):
+            x = block(torch.cat([up(x), features[skip]], dim=1))
+            skip -= 1
         return self.out_activation(self.out(x))

@@ -9,8 +9,6 @@ levels. With the paper width ``b = 32`` and four levels the plan is 1->32->64, 6
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from monai.networks.blocks import Convolution
 from monai.networks.layers.factories import Pool
@@ -29,11 +27,14 @@ def double_conv(
     )
 
 
-def check_divisible(shape: Sequence[int], factor: int, what: str) -> None:
-    """Raise a ``ValueError`` naming ``what`` when a spatial shape is not divisible by ``factor``."""
-    bad = [s for s in shape if s % factor != 0]
-    if bad:
-        raise ValueError(f"{what}: spatial shape {tuple(shape)} must be divisible by {factor} in every dimension.")
+def check_divisible(shape: list[int], factor: int, what: str) -> None:
+    """Raise a ``ValueError`` naming ``what`` when a spatial shape is not divisible by ``factor``.
+
+    Written for TorchScript too (``forward`` calls it): a plain loop over a ``list[int]``, no tuple conversion.
+    """
+    for size in shape:
+        if size % factor != 0:
+            raise ValueError(f"{what}: spatial shape {list(shape)} must be divisible by {factor} in every dimension.")
 
 
 class GenesisEncoder(nn.Module):
@@ -85,12 +86,12 @@ class GenesisEncoder(nn.Module):
     @property
     def downsample_factor(self) -> int:
         """Ratio between the input size and the bottleneck size."""
-        return 2 ** (self.num_levels - 1)
+        return 1 << (self.num_levels - 1)  # an int in TorchScript too (2 ** n is a float there)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"GenesisEncoder expects (B, {self.in_channels}, *{self.spatial_dims} spatial dims), got {tuple(x.shape)}."
+                f"GenesisEncoder expects (B, {self.in_channels}, *{self.spatial_dims} spatial dims), got {list(x.shape)}."
             )
         check_divisible(x.shape[2:], self.downsample_factor, "GenesisEncoder input")
         features = []
