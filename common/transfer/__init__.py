@@ -5,6 +5,7 @@ from common.transfer.classifier import EncoderClassifier, deepest_feature
 from common.transfer.entries import flat_labels, select_entries
 from common.transfer.initialise import INITS, TRANSFER_RECORD, TransferReport, components_for, initialise
 from common.transfer.input_channels import adapt_input_channels, expand_input_weight, first_convolution, input_convolutions
+from common.transfer.metrics import HausdorffDistanceMM
 from common.transfer.loading import ComponentLoad, load_component, output_layer_keys
 from common.transfer.networks import as_bundle, build_backbone, build_classification_network, build_segmentation_network
 from common.transfer.param_groups import FINETUNE_MODES, block_of, param_groups
@@ -17,6 +18,7 @@ __all__ = [
     "TRANSFER_RECORD",
     "ComponentLoad",
     "EncoderClassifier",
+    "HausdorffDistanceMM",
     "LabelClassPatchesd",
     "PatchCentreClassd",
     "SSLBundle",
