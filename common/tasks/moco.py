@@ -107,6 +107,10 @@ class MoCoTask(DiscriminativeTask):
         out = network(batch["image"])
         keys = self.keys(batch[self.view_key])
         self._pending = keys.detach() if self.training else None
+        if self.training:  # before the optimizer step: every rank's keys of this step must fit in the queue
+            from common.engines.distributed import world_size
+
+            self.queue.check_batch(keys.shape[0] * world_size())
         restorations = []
         if "reconstruction" in out:
             restorations.append(Restoration(out["reconstruction"], batch["target"], batch["image"]))

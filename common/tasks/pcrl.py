@@ -140,6 +140,10 @@ class PCRLTask(DiscriminativeTask):
         alpha2 = self._alpha()
         mixed_out = network(mixed_x1, mix_features=mixed_teacher_features, alpha=alpha2)
         self._pending = key.detach() if self.training else None
+        if self.training:  # before the optimizer step: every rank's keys of this step must fit in the queue
+            from common.engines.distributed import world_size
+
+            self.queue.check_batch(key.shape[0] * world_size())
 
         outputs = {
             "head": out["head"],

@@ -95,9 +95,13 @@ def test_stage1_restores_nothing_and_a_small_queue_is_refused() -> None:
     objective = UnitedObjective(task, w_dis=1.0)
     task.setup(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    outputs = objective.run(model, _batch(4))
+    task.eval()
+    outputs = objective.run(model, _batch(4))  # validation enqueues nothing: any batch size
     assert outputs.restorations == []
-    with pytest.raises(ValueError, match="queue_size"):
+    task.train()
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    with pytest.raises(ValueError, match="queue_size"):  # refused in the forward pass, before any optimizer step
         _step(model, objective, optimizer, _batch(4))
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
     with pytest.raises(KeyError, match="view2"):
         objective.run(model, {"image": _batch()["image"]})
