@@ -28,18 +28,13 @@ def phantom_datalist(tmp_path_factory: pytest.TempPathFactory) -> str:
     return write_phantom_dataset(str(tmp_path_factory.mktemp("phantom")), num_volumes=3, shape=(48, 48, 40))
 
 
-@pytest.fixture
-def make_workflow(phantom_datalist: str, tmp_path) -> Callable[..., ConfigWorkflow]:
-    """Build a workflow of a bundle: ``make_workflow("stage2", "smoke", bundle="jigsaw", **overrides)``.
-
-    ``train.yaml`` comes first for train workflows; the named configs follow in order. The data default to the
-    session's phantom datalist, the outputs to the test's temporary folder.
-    """
+def workflow_factory(datalist: str, output_dir: str) -> Callable[..., ConfigWorkflow]:
+    """Build workflows of any bundle on ``datalist``, writing to ``output_dir`` unless overridden."""
 
     def _make(*names: str, workflow_type: str = "train", bundle: str = "rotation", **overrides: object) -> ConfigWorkflow:
-        overrides.setdefault("dataset_dir", os.path.dirname(phantom_datalist))
-        overrides.setdefault("datalist", phantom_datalist)
-        overrides.setdefault("output_dir", str(tmp_path / "models"))
+        overrides.setdefault("dataset_dir", os.path.dirname(datalist))
+        overrides.setdefault("datalist", datalist)
+        overrides.setdefault("output_dir", output_dir)
         files = [config("train", bundle)] if workflow_type == "train" else []
         return ConfigWorkflow(
             config_file=files + [config(n, bundle) for n in names],
@@ -51,6 +46,56 @@ def make_workflow(phantom_datalist: str, tmp_path) -> Callable[..., ConfigWorkfl
         )
 
     return _make
+
+
+@pytest.fixture
+def make_workflow(phantom_datalist: str, tmp_path) -> Callable[..., ConfigWorkflow]:
+    """Build a workflow of a bundle: ``make_workflow("stage2", "smoke", bundle="jigsaw", **overrides)``.
+
+    ``train.yaml`` comes first for train workflows; the named configs follow in order. The data default to the
+    session's phantom datalist, the outputs to the test's temporary folder.
+    """
+    return workflow_factory(phantom_datalist, str(tmp_path / "models"))
+
+
+def _component(workflow: ConfigWorkflow, name: str):
+    if name in ("adversary", "task"):
+        return workflow.parser.get_parsed_content("adversary_def" if name == "adversary" else "task")
+    return getattr(workflow.parser.get_parsed_content("network_def"), name)
+
+
+@pytest.fixture(scope="session")
+def chained_stages(phantom_datalist: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict]:
+    """Stages 1, 2 and 3 of a bundle at smoke scale, run once per session and bundle (``check_properties`` checked).
+
+    Returns a function ``bundle -> {"stage1": stage_dir, "stage2": ..., "stage3": ..., "started": {stage: {...}}}``
+    where ``started[stage]`` holds, right after ``initialize``, the state dict of every handed-off component, the
+    ``handoff_components`` and whether the stage built a decoder and an adversary. Tests that change a stage folder
+    must copy it first.
+    """
+    cache: dict[str, dict] = {}
+
+    def _get(bundle: str) -> dict:
+        if bundle not in cache:
+            make = workflow_factory(phantom_datalist, str(tmp_path_factory.mktemp(f"chain-{bundle}") / "models"))
+            result: dict = {"started": {}}
+            for stage in ("stage1", "stage2", "stage3"):
+                workflow = make(stage, "smoke", bundle=bundle)
+                workflow.initialize()
+                assert workflow.check_properties() == []
+                handoff = workflow.parser.get_parsed_content("handoff_components")
+                result["started"][stage] = {
+                    "handoff": {n: {k: v.clone() for k, v in _component(workflow, n).state_dict().items()} for n in handoff},
+                    "decoder": workflow.parser.get_parsed_content("network_def").decoder is not None,
+                    "adversary": workflow.parser.get_parsed_content("adversary_def") is not None,
+                }
+                workflow.run()
+                workflow.finalize()
+                result[stage] = workflow.parser.get_parsed_content("stage_dir")
+            cache[bundle] = result
+        return cache[bundle]
+
+    return _get
 
 
 def run(workflow: ConfigWorkflow) -> ConfigWorkflow:

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import re
+import shutil
 
 import pytest
 import torch
@@ -29,41 +30,29 @@ def _same(state_a: dict, state_b: dict) -> bool:
     return state_a.keys() == state_b.keys() and all(torch.equal(state_a[k], state_b[k]) for k in state_a)
 
 
-def _module(workflow, name: str) -> torch.nn.Module:
-    if name == "adversary":
-        return workflow.parser.get_parsed_content("adversary_def")
-    if name == "task":
-        return workflow.parser.get_parsed_content("task")
-    return getattr(workflow.parser.get_parsed_content("network_def"), name)
-
-
 @pytest.fixture(params=METHOD_BUNDLES)
 def bundle(request) -> str:
     return request.param
 
 
-def test_three_stages_chain_with_strict_handoff(make_workflow, bundle: str) -> None:
+def test_three_stages_chain_with_strict_handoff(chained_stages, bundle: str) -> None:
+    chain = chained_stages(bundle)
     previous = None
     for stage in ("stage1", "stage2", "stage3"):
-        workflow = make_workflow(stage, "smoke", bundle=bundle)
-        workflow.initialize()
-        assert workflow.check_properties() == []
-        model = workflow.parser.get_parsed_content("network_def")
-        assert (model.decoder is not None) == (stage != "stage1")  # components exist only where the stage needs them
-        assert (workflow.parser.get_parsed_content("adversary_def") is not None) == (stage == "stage3")
-        if previous is not None:  # the stage starts from the previous stage's exported weights
-            for name in workflow.parser.get_parsed_content("handoff_components"):
+        started, stage_dir = chain["started"][stage], chain[stage]
+        assert started["decoder"] == (stage != "stage1")  # components exist only where the stage needs them
+        assert started["adversary"] == (stage == "stage3")
+        if previous is not None:  # the stage started from the previous stage's exported weights
+            assert started["handoff"], f"{bundle} {stage} hands nothing off"
+            for name, state in started["handoff"].items():
                 exported = torch.load(os.path.join(previous, f"{name}.pt"), weights_only=True)
-                assert _same(_module(workflow, name).state_dict(), exported), f"{bundle} {stage}: {name} not handed off"
-        workflow.run()
-        workflow.finalize()
-        stage_dir = workflow.parser.get_parsed_content("stage_dir")
+                assert _same(state, exported), f"{bundle} {stage}: {name} not handed off"
         exported = _exported(stage_dir)
         expected = ALWAYS | (RESTORING if stage != "stage1" else set()) | ({"adversary.pt"} if stage == "stage3" else set())
         assert expected <= exported, f"{bundle} {stage} did not export {sorted(expected - exported)}"
         if stage == "stage1":
             assert not exported & (RESTORING | {"adversary.pt"})
-        for name in ("checkpoint_final.pt", "components.json", "run.json", "metrics.jsonl"):
+        for name in ("checkpoint_final.pt", "components.json", "run.json", "metrics.jsonl", "train.log"):
             assert os.path.isfile(os.path.join(stage_dir, name)), f"{bundle} {stage}: no {name}"
         manifest = json.load(open(os.path.join(stage_dir, "components.json")))
         assert {f"{n}.pt" for n in manifest["components"]} | ({"model.pt"} if "model" in manifest else set()) == exported
@@ -96,18 +85,18 @@ def test_missing_previous_stage_names_the_file(make_workflow, bundle: str) -> No
     assert "stage1" in message and "encoder.pt" in message and "not found" in message
 
 
-def test_rerun_resumes_from_the_stage_checkpoint(make_workflow, bundle: str) -> None:
-    first = run(make_workflow("stage1", "smoke", bundle=bundle))
-    iterations = first.parser.get_parsed_content("train#trainer").state.iteration
-    second = run(make_workflow("stage1", "smoke", bundle=bundle, max_epochs=2))
+def test_rerun_resumes_from_the_stage_checkpoint(make_workflow, chained_stages, bundle: str, tmp_path) -> None:
+    output_dir = tmp_path / "copy"
+    shutil.copytree(chained_stages(bundle)["stage1"], output_dir / "stage1")
+    iterations = json.load(open(output_dir / "stage1" / "run.json"))["completed"]["iteration"]
+    second = run(make_workflow("stage1", "smoke", bundle=bundle, max_epochs=2, output_dir=str(output_dir)))
     state = second.parser.get_parsed_content("train#trainer").state
     assert (state.epoch, state.iteration) == (2, 2 * iterations)  # continued, not restarted
 
 
-def test_monai_label_training_overrides(make_workflow, bundle: str, phantom_datalist: str) -> None:
+def test_monai_label_training_overrides(make_workflow, chained_stages, bundle: str, phantom_datalist: str, tmp_path) -> None:
     """MONAI Label trains with labelled data, a validation split and a CheckpointLoader at handler index 0."""
-    stage2 = run(make_workflow("stage2", "smoke", bundle=bundle, handoff_components=[]))
-    model_pt = os.path.join(stage2.parser.get_parsed_content("stage_dir"), "model.pt")
+    model_pt = os.path.join(chained_stages(bundle)["stage2"], "model.pt")
     labeled = json.load(open(phantom_datalist))["labeled"]
     base = os.path.dirname(phantom_datalist)
     data = [{"image": os.path.join(base, d["image"]), "label": os.path.join(base, d["label"])} for d in labeled]
@@ -116,7 +105,7 @@ def test_monai_label_training_overrides(make_workflow, bundle: str, phantom_data
     overrides = {
         "train#trainer#max_epochs": 1, "train#dataset#data": data[:2], "validate#dataset#data": data[2:],
         "train#handlers": [loader] + handlers, "device": "cpu", "handoff_components": [],
-        "output_dir": os.path.join(os.path.dirname(model_pt), "..", "monailabel"),
+        "output_dir": str(tmp_path / "monailabel"),
     }  # fmt: skip
     workflow = run(make_workflow("stage2", "smoke", bundle=bundle, **overrides))
     assert workflow.parser.get_parsed_content("train#trainer").state.iteration > 0
@@ -136,9 +125,8 @@ def _n_for(metadata_file: str, roi_size: list[int]) -> int:
     return roi_size[0] // factor
 
 
-def test_inference_serves_model_pt(make_workflow, bundle: str, tmp_path) -> None:
-    stage2 = run(make_workflow("stage2", "smoke", bundle=bundle, handoff_components=[]))
-    ckpt_dir = stage2.parser.get_parsed_content("stage_dir")
+def test_inference_serves_model_pt(make_workflow, chained_stages, bundle: str, tmp_path) -> None:
+    ckpt_dir = chained_stages(bundle)["stage2"]
     infer = make_workflow(
         "inference", "smoke", workflow_type="infer", bundle=bundle, ckpt_dir=ckpt_dir, prediction_dir=str(tmp_path / "pred")
     )
@@ -149,9 +137,8 @@ def test_inference_serves_model_pt(make_workflow, bundle: str, tmp_path) -> None
     assert len(outputs) == len(infer.parser.get_parsed_content("dataset#data")) > 0
 
 
-def test_verify_net_in_out_and_export(make_workflow, bundle: str, tmp_path) -> None:
-    stage2 = run(make_workflow("stage2", "smoke", bundle=bundle, handoff_components=[]))
-    model_pt = os.path.join(stage2.parser.get_parsed_content("stage_dir"), "model.pt")
+def test_verify_net_in_out_and_export(make_workflow, chained_stages, bundle: str, tmp_path) -> None:
+    model_pt = os.path.join(chained_stages(bundle)["stage2"], "model.pt")
     smoke = make_workflow("smoke", bundle=bundle)
     roi_size = smoke.parser.get_parsed_content("roi_size")
     args = {

@@ -10,6 +10,7 @@ and the critic's hand-averaged gradients (``common.engines.distributed``) both w
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import BUNDLES, METHOD_BUNDLES, REPO_ROOT, config, run
+from conftest import BUNDLES, METHOD_BUNDLES, REPO_ROOT, config
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with the gloo backend is unavailable"
@@ -141,16 +142,18 @@ def assert_exports_match(stage_dir: str, network: dict, adversary: dict) -> None
 
 
 @pytest.mark.parametrize("bundle", METHOD_BUNDLES)
-def test_stage3_two_ranks_gloo(make_workflow, bundle: str, phantom_datalist: str, tmp_path) -> None:
-    run(make_workflow("stage1", "smoke", bundle=bundle))  # stages 1 and 2 in this process (smoke scale)
-    stage2_dir = run(make_workflow("stage2", "smoke", bundle=bundle)).parser.get_parsed_content("stage_dir")
-    output_dir, probe_dir = os.path.dirname(stage2_dir), str(tmp_path / "probe")
+def test_stage3_two_ranks_gloo(chained_stages, bundle: str, phantom_datalist: str, tmp_path) -> None:
+    output_dir, probe_dir = str(tmp_path / "models"), str(tmp_path / "probe")
+    for stage in ("stage1", "stage2"):  # the session's chained smoke stages 1 and 2 of this bundle
+        shutil.copytree(chained_stages(bundle)[stage], os.path.join(output_dir, stage))
+    stage2_dir = os.path.join(output_dir, "stage2")
     output = torchrun("stage3", phantom_datalist, output_dir, probe_dir, tmp_path, bundle)
 
     stage_dir = os.path.join(output_dir, "stage3")
     missing = STAGE_FILES["stage3"] - set(os.listdir(stage_dir))
     assert not missing, f"stage 3 did not write {sorted(missing)}; output tail:\n{_tail(output)}"
-    assert output.count(HANDOFF_LINE) == NPROC, f"expected one hand-off per rank; output tail:\n{_tail(output)}"
+    # rank 0 logs its hand-off (other ranks print warnings only); the probe shows every rank started from its weights
+    assert output.count(HANDOFF_LINE) == 1, f"expected rank 0's hand-off line; output tail:\n{_tail(output)}"
     before = _load(os.path.join(stage2_dir, "encoder.pt"))
     after = _load(os.path.join(stage_dir, "encoder.pt"))
     assert before.keys() == after.keys() and _differing(before, after, before), "stage 3 did not change the encoder"
