@@ -238,3 +238,17 @@ def test_from_real_rotation_stages(phantom_datalist: str, task: dict, tmp_path) 
     report = wf.parser.get_parsed_content("transfer_report")
     assert [c.component for c in report.components] == ["encoder", "decoder"] and report.stage == 2
     assert wf.parser.get_parsed_content("network_def").encoder.base_channels == 4  # the smoke pretraining's width
+
+
+@pytest.mark.parametrize("bundle", ["transfer_segmentation", "transfer_classification"])
+def test_metadata_and_network_shape_checks(bundle: str) -> None:
+    """The model-zoo checks: metadata valid against the 20240725 schema; network_def maps the metadata's input to its output."""
+    from monai.bundle import verify_metadata, verify_net_in_out
+
+    configs = os.path.join(REPO_ROOT, "bundles", bundle, "configs")
+    verify_metadata(meta_file=os.path.join(configs, "metadata.json"),
+                    filepath=os.path.join(REPO_ROOT, "tools", "schema", "meta_schema_20240725.json"))  # fmt: skip
+    verify_net_in_out(
+        net_id="network_def", meta_file=os.path.join(configs, "metadata.json"), config_file=os.path.join(configs, "inference.yaml"),
+        bundle_root=os.path.join(REPO_ROOT, "bundles", bundle), init="random", pretrained_dir="", network_settings={"base_channels": 2},
+    )  # fmt: skip
