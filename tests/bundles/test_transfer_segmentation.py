@@ -252,3 +252,18 @@ def test_metadata_and_network_shape_checks(bundle: str) -> None:
         net_id="network_def", meta_file=os.path.join(configs, "metadata.json"), config_file=os.path.join(configs, "inference.yaml"),
         bundle_root=os.path.join(REPO_ROOT, "bundles", bundle), init="random", pretrained_dir="", network_settings={"base_channels": 2},
     )  # fmt: skip
+
+
+def test_own_datalist_without_subjects_or_label_sets(task: dict, phantom_datalist: str, tmp_path) -> None:
+    """A user's datalist: plain pairs under 'training' and 'validation'; no label set or subject filter."""
+    pairs = _labeled(phantom_datalist)
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"training": pairs[:2], "validation": pairs[2:]}), encoding="utf-8")
+    overrides = {**task, "datalist": str(own), "train_key": "training", "val_key": "validation", "label_set": None, "val_subjects": None}
+    wf = workflow("smoke", **overrides)
+    wf.initialize()
+    assert [e["image"] for e in wf.parser.get_parsed_content("train#dataset#data")] == [p["image"] for p in pairs[:2]]
+    assert [e["image"] for e in wf.parser.get_parsed_content("validate#dataset#data")] == [pairs[2]["image"]]
+    no_validation = workflow("smoke", **{**overrides, "val_subjects": []})
+    no_validation.initialize()
+    assert no_validation.parser.get_parsed_content("validate#dataset#data") == []
