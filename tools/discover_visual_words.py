@@ -5,7 +5,7 @@ Usage (from the repository root)::
     python tools/discover_visual_words.py bundles/transvw --overlays demo          # the sample CT, CPU, a minute
     python tools/discover_visual_words.py bundles/transvw --source_datalist /data/datalist.json   # your data
     python tools/discover_visual_words.py bundles/transvw --overlays demo --save_crops --montage_classes 6
-    python tools/discover_visual_words.py bundles/transvw --visual_word_discovery#num_neighbours 50
+    python tools/discover_visual_words.py bundles/transvw --discovery_num_neighbours 50
 
 It reads the bundle's ``train.yaml`` with the same overlays and overrides as the training, so the volumes go through
 the bundle's own load transforms (orientation, spacing, intensity preset, crop to the body) and the words' voxel

@@ -7,7 +7,7 @@ load settings in the dataset, which the bundle checks before it trains.
 
 Bundle ids read here: ``load_transforms``, ``source_datalist``, ``source_train_key``, ``source_val_key``,
 ``visual_words_file`` (the visual-word datalist written), ``num_classes``, ``roi_size``, ``foreground_threshold``,
-``seed``, ``visual_word_space`` and ``visual_word_discovery`` (the :class:`DiscoverySettings` not given by the others).
+``seed``, ``visual_word_space`` and ``discovery_<name>`` for every other field of :class:`DiscoverySettings`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def bundle_parser(bundle_dir: str, overlays: Sequence[str] = (), **overrides: An
 
 def discovery_settings(parser: ConfigParser) -> DiscoverySettings:
     """The :class:`DiscoverySettings` of a bundle config."""
-    extra = dict(parser.get_parsed_content("visual_word_discovery"))
+    names = [f.name for f in fields(DiscoverySettings)]
+    extra = {name: parser.get_parsed_content(f"discovery_{name}") for name in names if f"discovery_{name}" in parser}
     return DiscoverySettings(
         num_classes=int(parser.get_parsed_content("num_classes")),
         roi_size=parser.get_parsed_content("roi_size"),
@@ -126,7 +128,7 @@ def discover_for_bundle(
         montage_classes: classes shown in ``<output stem>_montage.png`` (0 for none).
         progress: show progress bars.
         device: where the auto-encoder trains (default: ``cuda`` when available).
-        overrides: bundle overrides, as for training (``visual_word_discovery#num_neighbours=2``, ``spacing=...``).
+        overrides: bundle overrides, as for training (``discovery_num_neighbours=2``, ``spacing=...``).
 
     Returns:
         The written files by kind (``datalist``, ``summary``, ``montage``, ``autoencoder``, ``crops``).

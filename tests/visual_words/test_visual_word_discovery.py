@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUNDLE = os.path.join(REPO, "bundles", "transvw")
 #: smoke-scale discovery on 3 mm grids: 4 classes, every training volume an instance of every class
 SETTINGS = {
-    "spacing": [3.0, 3.0, 3.0], "visual_word_discovery#num_neighbours": 4, "visual_word_discovery#num_heldout": 1,
+    "spacing": [3.0, 3.0, 3.0], "discovery_num_neighbours": 4, "discovery_num_heldout": 1,
 }  # fmt: skip
 
 
@@ -153,10 +153,10 @@ def test_discovery_is_deterministic_and_can_take_the_trained_autoencoder(discove
 
 
 def test_too_few_volumes_for_the_neighbours_are_refused_with_the_numbers(same_anatomy: str, tmp_path) -> None:
-    kw = {**SETTINGS, "visual_word_discovery#num_neighbours": 5}
+    kw = {**SETTINGS, "discovery_num_neighbours": 5}
     with pytest.raises(DataError, match=r"needs 5 training volumes .* has 4 under 'unlabeled'.*at most 4"):
         discover_for_bundle(BUNDLE, ["smoke"], same_anatomy, output=str(tmp_path / "x.json"), progress=False, **kw)
-    kw = {**SETTINGS, "visual_word_discovery#num_heldout": 2}
+    kw = {**SETTINGS, "discovery_num_heldout": 2}
     with pytest.raises(DataError, match=r"needs 2 held-out volumes .* has 1 under 'validation'"):
         discover_for_bundle(BUNDLE, ["smoke"], same_anatomy, output=str(tmp_path / "x.json"), progress=False, **kw)
     assert not os.listdir(tmp_path)  # refused before writing anything
