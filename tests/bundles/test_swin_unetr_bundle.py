@@ -9,7 +9,7 @@ import json
 import os
 
 import torch
-from conftest import BUNDLES, config, run
+from conftest import BUNDLES, config
 from monai.bundle import ConfigParser
 from monai.networks.nets import SwinUNETR
 
@@ -19,29 +19,27 @@ BUNDLE = "swin_unetr"
 NETWORK_IDS = ("in_channels", "feature_size", "patch_size", "depths", "num_heads", "window_size", "norm_name", "use_v2", "normalize", "spatial_dims")
 
 
-def _plain_swin_unetr(workflow) -> SwinUNETR:
-    """A fresh MONAI SwinUNETR with the settings the stage trained with (what a fine-tuning config builds)."""
-    get = workflow.parser.get_parsed_content
-    kwargs = {k: get(k) for k in NETWORK_IDS if k != "in_channels"}
-    return SwinUNETR(in_channels=get("in_channels"), out_channels=get("in_channels"), **kwargs)
+def _settings(stage_dir: str) -> dict:
+    """The SwinUNETR arguments a stage trained with, from its run record (what a fine-tuning config uses)."""
+    settings = json.load(open(os.path.join(stage_dir, "run.json")))["settings"]
+    return {k: settings[k] for k in NETWORK_IDS}
+
+
+def _plain_swin_unetr(stage_dir: str, out_channels: int = 1) -> SwinUNETR:
+    """A fresh MONAI SwinUNETR with the settings the stage trained with."""
+    return SwinUNETR(out_channels=out_channels, **_settings(stage_dir))
 
 
 def _load(stage_dir: str, name: str) -> dict[str, torch.Tensor]:
     return torch.load(os.path.join(stage_dir, f"{name}.pt"), weights_only=True)
 
 
-def test_stage_outputs_load_into_a_plain_monai_swin_unetr(make_workflow) -> None:
+def test_stage_outputs_load_into_a_plain_monai_swin_unetr(chained_stages) -> None:
+    stages = chained_stages(BUNDLE)
+    assert not stages["started"]["stage1"]["decoder"]  # stage 1 builds no decoder block
     for stage in ("stage1", "stage2", "stage3"):
-        workflow = make_workflow(stage, "smoke", bundle=BUNDLE)
-        workflow.initialize()
-        model = workflow.parser.get_parsed_content("network_def")
-        if stage == "stage1":  # no decoder block is built, so none is optimised or synchronised
-            optimised = {id(p) for group in workflow.parser.get_parsed_content("optimizer").param_groups for p in group["params"]}
-            assert model.decoder is None and optimised == {id(p) for p in model.parameters()}
-        workflow.run()
-        workflow.finalize()
-        stage_dir = workflow.parser.get_parsed_content("stage_dir")
-        net = _plain_swin_unetr(workflow)
+        stage_dir = stages[stage]
+        net = _plain_swin_unetr(stage_dir)
         encoder = _load(stage_dir, "encoder")
         net.swinViT.load_state_dict(encoder, strict=True)  # encoder.pt IS swinViT's state dict
         result = net.load_state_dict({f"swinViT.{k}": v for k, v in encoder.items()}, strict=False)
@@ -59,27 +57,37 @@ def test_stage_outputs_load_into_a_plain_monai_swin_unetr(make_workflow) -> None
         assert model_pt.keys() == {f"swinViT.{k}" for k in encoder} | set(decoder)  # ... made of the two files
         assert all(torch.equal(model_pt[f"swinViT.{k}"], v) for k, v in encoder.items())
         assert all(torch.equal(model_pt[k], v) for k, v in decoder.items())
+        # the README's fine-tuning recipe: all but the 1-channel output layer into a 14-class SwinUNETR
+        btcv = _plain_swin_unetr(stage_dir, out_channels=14)
+        missing, unexpected = btcv.load_state_dict({k: v for k, v in model_pt.items() if not k.startswith("out.")}, strict=False)
+        assert unexpected == [] and missing == ["out.conv.conv.weight", "out.conv.conv.bias"]
         manifest = json.load(open(os.path.join(stage_dir, "components.json")))
         assert manifest["model"]["class"] == "SwinUNETR" and manifest["components"]["encoder"]["class"] == "SwinTransformer"
 
 
 def test_inference_builds_the_swin_unetr_training_built() -> None:
-    """inference.yaml repeats the network settings of train.yaml (the generator copies only the template's ids)."""
+    """inference.yaml repeats the network settings of train.yaml (the generator copies only the template's ids), and
+    with the CPU overlays on both it builds the very network whose state dict a stage exports as model.pt."""
     train, infer = ConfigParser(), ConfigParser()
     train.read_config(config("train", BUNDLE))
     infer.read_config(config("inference", BUNDLE))
     for key in NETWORK_IDS + ("roi_size", "spacing", "intensity_preset", "orientation"):
         assert infer.get_parsed_content(key) == train.get_parsed_content(key), key
-    for overlay in ("smoke", "demo"):  # the CPU overlays set the same network ids for training and inference
-        assert {k for k in ConfigParser.load_config_file(config(overlay, BUNDLE)) if k in NETWORK_IDS} <= set(NETWORK_IDS)
     assert type(infer.get_parsed_content("network_def")) is SwinUNETR
+    for overlay in ("smoke", "demo"):
+        train, infer = ConfigParser(), ConfigParser()
+        train.read_config([config("train", BUNDLE), config("stage2", BUNDLE), config(overlay, BUNDLE)])
+        infer.read_config([config("inference", BUNDLE), config(overlay, BUNDLE)])
+        exported = train.get_parsed_content("network_def").restorer().state_dict()
+        served = infer.get_parsed_content("network_def").state_dict()
+        assert {k: v.shape for k, v in exported.items()} == {k: v.shape for k, v in served.items()}, overlay
 
 
-def test_metadata_tells_a_transfer_task_how_to_rebuild_and_load_the_swin_unetr(make_workflow) -> None:
-    stage2 = run(make_workflow("stage2", "smoke", bundle=BUNDLE, handoff_components=[]))
-    stage_dir = stage2.parser.get_parsed_content("stage_dir")
+def test_metadata_tells_a_transfer_task_how_to_rebuild_and_load_the_swin_unetr(chained_stages) -> None:
+    stage_dir = chained_stages(BUNDLE)["stage2"]
     bundle = read_ssl_bundle(os.path.join(BUNDLES, BUNDLE))
     assert bundle.components == {"encoder": "swinViT", "decoder": ""} and bundle.out_activation_id is None
+    assert json.load(open(config("metadata.json", BUNDLE)))["united_ssl"]["torchscript"] == "trace"  # script fails
     network = build_backbone(bundle, backbone_settings(stage_dir), out_channels=3)  # run.json's settings, 3 classes
     assert type(network) is SwinUNETR and network.out.conv.conv.out_channels == 3
     # encoder.pt loads strictly at components["encoder"]; decoder.pt holds exactly the root's other keys

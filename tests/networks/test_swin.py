@@ -139,11 +139,13 @@ def test_gradient_checkpointing_changes_memory_not_gradients() -> None:
 
 def test_torchscript_scripting_fails_on_swin_unetr_and_tracing_works() -> None:
     """What the metadata says: export by tracing (this test fails once MONAI's SwinUNETR becomes scriptable)."""
-    model = SwinUnitedModel(swin_vit(**TINY), None, SwinUNETRDecoder(1, 1, 12)).eval()
-    restorer = model.restorer()
-    with pytest.raises(Exception, match="(?i)variable number of arguments|not supported"):
+    restorer = SwinUnitedModel(swin_vit(**TINY), None, SwinUNETRDecoder(1, 1, 12)).eval().restorer()
+    with pytest.raises(Exception, match="variable number of arguments"):  # fails while compiling, before any forward
         torch.jit.script(restorer)
-    x = torch.rand(1, 1, *SHAPE)
+    # tracing: in 2D here, to keep it to seconds (the 3D export is checked by test_method_bundles.py)
+    model = SwinUnitedModel(swin_vit(**TINY, spatial_dims=2), None, SwinUNETRDecoder(1, 1, 12, spatial_dims=2)).eval()
+    restorer = model.restorer()
+    x = torch.rand(1, 1, 64, 32)
     traced = torch.jit.trace(restorer, x)
     with torch.no_grad():
         torch.testing.assert_close(traced(x), restorer(x))
