@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
+from pydoc import locate
 
 import pytest
 from monai.bundle import ConfigWorkflow
@@ -28,12 +30,35 @@ def phantom_datalist(tmp_path_factory: pytest.TempPathFactory) -> str:
     return write_phantom_dataset(str(tmp_path_factory.mktemp("phantom")), num_volumes=3, shape=(48, 48, 40))
 
 
-def workflow_factory(datalist: str, output_dir: str) -> Callable[..., ConfigWorkflow]:
-    """Build workflows of any bundle on ``datalist``, writing to ``output_dir`` unless overridden."""
+@pytest.fixture(scope="session")
+def bundle_datalist(phantom_datalist: str) -> Callable[[str], str]:
+    """``bundle -> datalist`` the bundle trains on: the phantom datalist, or what the bundle prepares from it.
+
+    A bundle whose metadata names a ``united_ssl.prepare_datalist`` function (TransVW discovers its visual words)
+    gets that function's output for the smoke overlay, as a user runs it before training; prepared once per session.
+    """
+    cache: dict[str, str] = {}
+
+    def _get(bundle: str) -> str:
+        if bundle not in cache:
+            prepare = json.load(open(config("metadata.json", bundle))).get("united_ssl", {}).get("prepare_datalist")
+            if prepare is None:
+                cache[bundle] = phantom_datalist
+            else:
+                written = locate(prepare)(os.path.join(BUNDLES, bundle), ["smoke"], phantom_datalist, montage_classes=0, progress=False)
+                cache[bundle] = written["datalist"] if isinstance(written, dict) else written
+        return cache[bundle]
+
+    return _get
+
+
+def workflow_factory(datalist: str | Callable[[str], str], output_dir: str) -> Callable[..., ConfigWorkflow]:
+    """Build workflows of any bundle on ``datalist`` (a path, or ``bundle -> path``), writing to ``output_dir``."""
 
     def _make(*names: str, workflow_type: str = "train", bundle: str = "rotation", **overrides: object) -> ConfigWorkflow:
-        overrides.setdefault("dataset_dir", os.path.dirname(datalist))
-        overrides.setdefault("datalist", datalist)
+        path = datalist(bundle) if callable(datalist) else datalist
+        overrides.setdefault("dataset_dir", os.path.dirname(path))
+        overrides.setdefault("datalist", path)
         overrides.setdefault("output_dir", output_dir)
         files = [config("train", bundle)] if workflow_type == "train" else []
         return ConfigWorkflow(
@@ -49,13 +74,14 @@ def workflow_factory(datalist: str, output_dir: str) -> Callable[..., ConfigWork
 
 
 @pytest.fixture
-def make_workflow(phantom_datalist: str, tmp_path) -> Callable[..., ConfigWorkflow]:
+def make_workflow(bundle_datalist, tmp_path) -> Callable[..., ConfigWorkflow]:
     """Build a workflow of a bundle: ``make_workflow("stage2", "smoke", bundle="jigsaw", **overrides)``.
 
     ``train.yaml`` comes first for train workflows; the named configs follow in order. The data default to the
-    session's phantom datalist, the outputs to the test's temporary folder.
+    bundle's datalist built from the session's phantom (:func:`bundle_datalist`), the outputs to the test's temporary
+    folder.
     """
-    return workflow_factory(phantom_datalist, str(tmp_path / "models"))
+    return workflow_factory(bundle_datalist, str(tmp_path / "models"))
 
 
 def _component(workflow: ConfigWorkflow, name: str):
@@ -65,7 +91,7 @@ def _component(workflow: ConfigWorkflow, name: str):
 
 
 @pytest.fixture(scope="session")
-def chained_stages(phantom_datalist: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict]:
+def chained_stages(bundle_datalist, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict]:
     """Stages 1, 2 and 3 of a bundle at smoke scale, run once per session and bundle (``check_properties`` checked).
 
     Returns a function ``bundle -> {"stage1": stage_dir, "stage2": ..., "stage3": ..., "started": {stage: {...}}}``
@@ -77,7 +103,7 @@ def chained_stages(phantom_datalist: str, tmp_path_factory: pytest.TempPathFacto
 
     def _get(bundle: str) -> dict:
         if bundle not in cache:
-            make = workflow_factory(phantom_datalist, str(tmp_path_factory.mktemp(f"chain-{bundle}") / "models"))
+            make = workflow_factory(bundle_datalist, str(tmp_path_factory.mktemp(f"chain-{bundle}") / "models"))
             result: dict = {"started": {}}
             for stage in ("stage1", "stage2", "stage3"):
                 workflow = make(stage, "smoke", bundle=bundle)

@@ -94,11 +94,11 @@ def test_rerun_resumes_from_the_stage_checkpoint(make_workflow, chained_stages, 
     assert (state.epoch, state.iteration) == (2, 2 * iterations)  # continued, not restarted
 
 
-def test_monai_label_training_overrides(make_workflow, chained_stages, bundle: str, phantom_datalist: str, tmp_path) -> None:
+def test_monai_label_training_overrides(make_workflow, chained_stages, bundle: str, bundle_datalist, tmp_path) -> None:
     """MONAI Label trains with labelled data, a validation split and a CheckpointLoader at handler index 0."""
     model_pt = os.path.join(chained_stages(bundle)["stage2"], "model.pt")
-    labeled = json.load(open(phantom_datalist))["labeled"]
-    base = os.path.dirname(phantom_datalist)
+    labeled = json.load(open(bundle_datalist(bundle)))["labeled"]
+    base = os.path.dirname(bundle_datalist(bundle))
     data = [{"image": os.path.join(base, d["image"]), "label": os.path.join(base, d["label"])} for d in labeled]
     handlers = make_workflow("stage2", "smoke", bundle=bundle).parser.get("train#handlers")
     loader = {"_target_": "CheckpointLoader", "load_path": model_pt, "load_dict": {"model": "@network"}, "strict": False}

@@ -142,12 +142,12 @@ def assert_exports_match(stage_dir: str, network: dict, adversary: dict) -> None
 
 
 @pytest.mark.parametrize("bundle", METHOD_BUNDLES)
-def test_stage3_two_ranks_gloo(chained_stages, bundle: str, phantom_datalist: str, tmp_path) -> None:
+def test_stage3_two_ranks_gloo(chained_stages, bundle: str, bundle_datalist, tmp_path) -> None:
     output_dir, probe_dir = str(tmp_path / "models"), str(tmp_path / "probe")
     for stage in ("stage1", "stage2"):  # the session's chained smoke stages 1 and 2 of this bundle
         shutil.copytree(chained_stages(bundle)[stage], os.path.join(output_dir, stage))
     stage2_dir = os.path.join(output_dir, "stage2")
-    output = torchrun("stage3", phantom_datalist, output_dir, probe_dir, tmp_path, bundle)
+    output = torchrun("stage3", bundle_datalist(bundle), output_dir, probe_dir, tmp_path, bundle)
 
     stage_dir = os.path.join(output_dir, "stage3")
     missing = STAGE_FILES["stage3"] - set(os.listdir(stage_dir))
