@@ -244,8 +244,8 @@ def render_bundle(bundle: str) -> dict[str, str]:
             files[f"configs/{name}"] = template
             continue
         text = template
-        if name == "inference.yaml":  # inference builds the network training built
-            own = {b.key for b in parse_blocks(template) if b.key is not None}
+        if name == "inference.yaml":  # inference builds the network training built (ids of the template or the part)
+            own = {b.key for b in parse_blocks(template + "\n" + (part or "")) if b.key is not None}
             text = merge_yaml(text, "\n".join(line for b in settings if b.key in own for line in b.lines), where)
         if part is not None:
             text = merge_yaml(text, part, f"{where} [{name}]")

@@ -23,6 +23,7 @@ from common.tasks import Restoration
 __all__ = ["NonFiniteLossError", "UnitedEvents", "UnitedTrainer", "frozen_components"]
 
 SCHEDULER_INTERVALS = ("epoch", "iteration")
+UPDATE_ORDERS = ("critic_first", "generator_first")
 
 
 def frozen_components(model: nn.Module) -> list[nn.Module]:
@@ -64,7 +65,9 @@ class UnitedTrainer(SupervisedTrainer):
     3. the generator takes one step on ``w_dis * L_dis + w_res * L_res + w_adv * L_adv`` with the critic frozen;
     4. the task updates its state (``task.after_step``), e.g. momentum encoders and queues.
 
-    With ``generator_interval = n > 1`` (and an adversary) every iteration takes a fresh batch and a critic step,
+    With ``update_order="generator_first"`` steps 2 and 3 swap (DiRA updates the generator against the current
+    critic, then the critic on the same detached restorations). With ``generator_interval = n > 1`` (and an
+    adversary) every iteration takes a fresh batch and a critic step,
     and the generator steps on every n-th iteration only: the original 5:1 critic:generator ratio, each critic
     step on new data. Stages 1, 2 and 3 differ only by the objective's weights and by which components exist, so
     every method and stage uses this one class; methods plug in through the task. As a
@@ -89,6 +92,8 @@ class UnitedTrainer(SupervisedTrainer):
         scheduler_interval: step the schedulers every ``"epoch"`` or every ``"iteration"``.
         max_grad_norm: clip the generator's gradient norm to this value (``None``: no clipping).
         critic_max_grad_norm: clip the critic's gradient norm to this value (``None``: no clipping).
+        update_order: ``"critic_first"`` (United: the critic steps, then the generator) or ``"generator_first"``
+            (DiRA: the generator steps against the current critic, then the critic).
         epoch_length: iterations per epoch (default: the loader's length).
         non_blocking: non-blocking host-to-device copies.
         prepare_batch: batch preparation; the default moves every tensor of the dict to ``device``.
@@ -120,6 +125,7 @@ class UnitedTrainer(SupervisedTrainer):
         scheduler_interval: str = "epoch",
         max_grad_norm: float | None = None,
         critic_max_grad_norm: float | None = None,
+        update_order: str = "critic_first",
         epoch_length: int | None = None,
         non_blocking: bool = False,
         prepare_batch: Callable = prepare_ssl_batch,
@@ -129,6 +135,8 @@ class UnitedTrainer(SupervisedTrainer):
     ) -> None:
         if critic_steps < 1 or generator_interval < 1:
             raise ValueError(f"critic_steps and generator_interval must be >= 1, got {critic_steps}, {generator_interval}.")
+        if update_order not in UPDATE_ORDERS:
+            raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {update_order!r}.")
         if scheduler_interval not in SCHEDULER_INTERVALS:
             raise ValueError(f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}.")
         kwargs.setdefault("decollate", False)
@@ -154,6 +162,7 @@ class UnitedTrainer(SupervisedTrainer):
         self.generator_interval = generator_interval
         self.max_grad_norm = max_grad_norm
         self.critic_max_grad_norm = critic_max_grad_norm
+        self.update_order = update_order
         self.random_states = RandomStates(getattr(getattr(train_data_loader, "dataset", None), "transform", None))
         self.adversary = objective.adversary
         if self.adversary is not None:
@@ -279,7 +288,8 @@ class UnitedTrainer(SupervisedTrainer):
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
 
         logs: dict[str, float] = {"loss_critic": 0.0}
-        if engine.adversary is not None:
+        critic_first = engine.update_order == "critic_first"
+        if engine.adversary is not None and critic_first:
             logs.update(engine._critic_steps(outputs.restorations))
         engine.fire_event(UnitedEvents.CRITIC_COMPLETED)
 
@@ -299,6 +309,8 @@ class UnitedTrainer(SupervisedTrainer):
         else:  # a critic-only iteration: the generator loss is reported, not optimised
             with torch.no_grad(), engine._autocast():
                 loss, terms, term_logs = objective.generator_loss(outputs, batch)
+        if engine.adversary is not None and not critic_first:
+            logs.update(engine._critic_steps(outputs.restorations))
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
 
         output = objective.report(loss, terms)

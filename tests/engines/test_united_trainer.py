@@ -270,3 +270,14 @@ def test_gradient_clipping_bounds_the_update() -> None:
     clipped.add_event_handler(Events.ITERATION_COMPLETED, record)
     clipped.run()
     assert max(norms) <= 1e-3 * 1.0001
+
+
+def test_generator_first_steps_the_generator_against_the_critic_it_had() -> None:
+    order = []
+    trainer = _trainer(3, update_order="generator_first", batches=1)
+    trainer.optimizer.register_step_post_hook(lambda *_: order.append("generator"))
+    trainer.critic_optimizer.register_step_post_hook(lambda *_: order.append("critic"))
+    trainer.run()
+    assert order == ["generator", "critic"]
+    with pytest.raises(ValueError, match="update_order"):
+        _trainer(3, update_order="both")
