@@ -27,7 +27,10 @@ STAGES = ("stage1", "stage2", "stage3", "joint")
 
 
 def stage_folders(paths: Sequence[str]) -> dict[str, str]:
-    """``{"<run>/<stage>": folder}`` for every stage folder (with ``run.json`` and ``metrics.jsonl``) in ``paths``."""
+    """``{"<run>/<stage>": folder}`` for every stage folder (with ``run.json`` and ``metrics.jsonl``) in ``paths``.
+
+    ``<run>`` is the output folder's name (the bundle's name for a bundle's default ``models`` folder).
+    """
     found: dict[str, str] = {}
     for path in paths:
         path = os.path.normpath(os.fspath(path))
@@ -37,8 +40,14 @@ def stage_folders(paths: Sequence[str]) -> dict[str, str]:
         for stage in STAGES:
             folder = os.path.join(path, stage)
             if os.path.isfile(os.path.join(folder, "metrics.jsonl")) and os.path.isfile(os.path.join(folder, "run.json")):
-                run = read_run_record(folder).get("bundle") or os.path.basename(path)
-                found[f"{run}/{stage}"] = folder
+                run = os.path.basename(path)
+                if run == "models":  # a bundle's default output folder: name the run after the bundle
+                    run = read_run_record(folder).get("bundle") or run
+                name, n = f"{run}/{stage}", 1
+                while name in found:
+                    n += 1
+                    name = f"{run}-{n}/{stage}"
+                found[name] = folder
     if not found:
         raise FileNotFoundError(f"no stage folder with run.json and metrics.jsonl in {list(paths)}.")
     return found

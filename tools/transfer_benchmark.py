@@ -19,8 +19,9 @@ Splits (deterministic; written to ``<results_dir>/data/splits.json``):
   benchmark writes its own pretraining datalist) nor in fine-tuning: every test voxel is unseen.
 * **Transfer training subject**: the first ``unlabeled`` subject with a label map of the profile's label set
   (ts-ct-a). It is also pretrained on, as unlabeled data of a target site would be.
-* **Other unlabeled subjects** (ts-ct-b): the inferior 75 % of the volume is pretraining data, the superior 25 % its
-  validation cubes (the pretext curves of the learning report), on different voxels.
+* **Other unlabeled subjects** (ts-ct-b): the middle quarter of the volume (37.5-62.5 % of its height) holds the
+  validation cubes of pretraining (the pretext curves of the learning report); the slices below and above it are
+  pretraining data. No voxel is in both.
 * **Label fractions**: segmentation annotates a fraction of the training subject's axial slabs (``slab`` slices
   each; every subset holds at least one slab with the organ, positives and negatives drawn in proportion);
   classification annotates a fraction of a pool of organ-centre points (evenly spread over each organ, a fraction
@@ -179,19 +180,21 @@ def _subjects(datalist: str, label_set: str) -> tuple[dict, dict, list[dict]]:
     return absolute(train), absolute(test), [absolute(e) for e in others]
 
 
-def prepare_pretraining_data(out: str, train: dict, others: list[dict], val_share: float = 0.25) -> tuple[str, dict]:
-    """The pretraining datalist: the training subject whole, the other subjects' inferior part; their superior part
-    is the validation set. The test subject is not in it."""
+def prepare_pretraining_data(out: str, train: dict, others: list[dict], val_region: tuple[float, float] = (0.375, 0.625)) -> tuple[str, dict]:
+    """The pretraining datalist: the training subject whole; of every other subject the slices below and above
+    ``val_region`` (fractions of its inferior-to-superior extent) as two volumes, and the slab in between as the
+    validation set. A middle slab looks like what is pretrained on around it, so its pretext accuracy measures
+    generalisation to unseen voxels of familiar anatomy. The test subject is not in it."""
+    low, high = val_region
     unlabeled, validation, regions = [{"image": train["image"], "subject": train.get("subject")}], [], {}
-    for i, entry in enumerate(others):
+    for entry in others:
         name = os.path.basename(entry["image"]).split(".")[0]
-        lower, upper = os.path.join(out, f"{name}_inferior.nii.gz"), os.path.join(out, f"{name}_superior.nii.gz")
-        regions[entry["image"]] = {
-            "pretraining_slices": write_region(entry["image"], lower, 0.0, 1.0 - val_share),
-            "validation_slices": write_region(entry["image"], upper, 1.0 - val_share, 1.0),
-        }
-        unlabeled.append({"image": lower, "subject": entry.get("subject")})
-        validation.append({"image": upper, "subject": entry.get("subject")})
+        parts = {"inferior": (0.0, low), "validation": (low, high), "superior": (high, 1.0)}
+        regions[entry["image"]] = {}
+        for part, (a, b) in parts.items():
+            path = os.path.join(out, f"{name}_{part}.nii.gz")
+            regions[entry["image"]][part] = write_region(entry["image"], path, a, b)
+            (validation if part == "validation" else unlabeled).append({"image": path, "subject": entry.get("subject")})
     datalist = {
         "name": "transfer-benchmark-pretraining",
         "description": "Pretraining data of tools/transfer_benchmark.py: no voxel of the test subject.",

@@ -32,7 +32,7 @@ def _stage(folder, stage, accuracies, restoration=None, chance=0.25, bundle="rot
 
 
 def test_report_of_a_learning_and_a_flat_stage(tmp_path) -> None:
-    run = tmp_path / "run"
+    run = tmp_path / "rotation"
     _stage(run / "stage1", 1, [0.25, 0.3, 0.4, 0.6, 0.7, 0.7])
     _stage(run / "stage2", 2, [0.26, 0.25, 0.24, 0.25, 0.26, 0.25], restoration=[0.08, 0.05, 0.03, 0.02, 0.02, 0.01])
     paths = learning_report.learning_report(str(run), out_dir=str(tmp_path / "out"))
@@ -46,8 +46,11 @@ def test_report_of_a_learning_and_a_flat_stage(tmp_path) -> None:
 
 def test_stage_folders_accepts_runs_and_stage_folders(tmp_path) -> None:
     a = _stage(tmp_path / "a" / "stage1", 1, [0.3])
-    _stage(tmp_path / "b" / "joint", "joint", [0.3], bundle="jigsaw")
-    found = learning_report.stage_folders([a, str(tmp_path / "b")])
-    assert found == {"a/stage1": a, "jigsaw/joint": str(tmp_path / "b" / "joint")}
+    b = _stage(tmp_path / "b" / "joint", "joint", [0.3], bundle="jigsaw")
+    models = _stage(tmp_path / "bundles" / "jigsaw" / "models" / "joint", "joint", [0.3], bundle="jigsaw")
+    found = learning_report.stage_folders([a, str(tmp_path / "b"), str(tmp_path / "bundles" / "jigsaw" / "models")])
+    assert found == {"a/stage1": a, "b/joint": b, "jigsaw/joint": models}
+    twice = learning_report.stage_folders([str(tmp_path / "b"), str(tmp_path / "b")])
+    assert list(twice) == ["b/joint", "b-2/joint"]
     with pytest.raises(FileNotFoundError, match="no stage folder"):
         learning_report.stage_folders([str(tmp_path / "empty")])

@@ -63,8 +63,9 @@ def test_smoke_benchmark(phantoms: str, tmp_path) -> None:
     assert splits["test_subject"] == "phantom-002"
     pretraining = load_datalist(splits["pretraining_datalist"], "unlabeled") + load_datalist(splits["pretraining_datalist"], "validation")
     assert not any("phantom_002" in e["image"] for e in pretraining)
-    (region,) = splits["pretraining_regions"].values()
-    assert region["pretraining_slices"][1] == region["validation_slices"][0]  # adjacent, disjoint slice ranges
+    (region,) = splits["pretraining_regions"].values()  # three adjacent, disjoint slice ranges
+    assert region["inferior"][1] == region["validation"][0] and region["validation"][1] == region["superior"][0]
+    assert region["inferior"][0] == 0 and region["validation"][0] < region["validation"][1]
     # every run is in the CSV: 3 initialisations x 1 fraction x 2 seeds x 2 tasks
     rows = list(csv.DictReader(open(paths["runs"])))
     assert len(rows) == 12
