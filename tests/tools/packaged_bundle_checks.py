@@ -1,8 +1,10 @@
 """Checks of one packaged bundle, run by ``test_package_bundle.py`` in a child process that cannot see this repository.
 
-The child is started as ``python -S -c "<runpy.run_path of this file>" ARGS`` with ``PYTHONPATH`` set to the
-interpreter's site-packages only (no ``.pth`` files, so the project's editable install is not there) and its working
-directory elsewhere; ``run_path`` adds nothing to ``sys.path``. Every step first forgets the vendored ``common`` (its
+The child is started as ``python -S -c "<runpy.run_path of this file>" ARGS`` with ``PYTHONPATH`` set to a folder of
+links to the distributions the package's ``required_packages_version`` lists, with torch, monai, numpy and all they
+require, plus jsonschema for the zoo's metadata check (``tools/bundle_packaging/requirements.py: write_site``): no
+``.pth`` file runs, so the project's editable install is not there either. Its working directory is elsewhere, and
+``run_path`` adds nothing to ``sys.path``. Every step first forgets the vendored ``common`` (its
 modules and its ``sys.path`` entry), so each entry point has to make the code importable by itself:
 
 1. the model zoo's checks (``tools/verify_bundle.py --mode full``: files, version, schema offline, packages, large
@@ -19,7 +21,7 @@ modules and its ``sys.path`` entry), so each entry point has to make the code im
    ``CheckpointLoader(load_dict={"model": "$@network"}, strict=False)`` inserted at index 0, run by
    ``monai.bundle.run(run_id="run", init_id=None, final_id=None, ...)``; first after a longer run left a checkpoint
    in ``models/`` (a method bundle), then once more;
-5. the third-party distributions every step imported are in ``required_packages_version`` (or come with them).
+Every step thus runs with only the packages the metadata lists.
 
 The last line printed is ``REPORT <json>``.
 """
@@ -64,7 +66,10 @@ def step(name: str):
     return wrap
 
 
-report["repo_on_sys_path"] = [p for p in sys.path if p and os.path.abspath(p).startswith(os.path.abspath(REPO))]
+_SITE = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+report["repo_on_sys_path"] = [
+    p for p in sys.path if p and os.path.abspath(p).startswith(os.path.abspath(REPO)) and os.path.abspath(p) not in _SITE
+]
 try:
     import common  # noqa: F401
 
@@ -72,6 +77,7 @@ try:
 except ImportError:
     report["common_importable"] = None
 os.chdir(WORK)
+
 
 import torch  # noqa: E402
 from monai.bundle import ConfigItem, ConfigParser  # noqa: E402
@@ -192,13 +198,6 @@ def _train():
     out["loader_places"] = sum(1 for k, v in state.items() if k in network and network[k].shape == v.shape)
     out["model_tensors"] = len(state)
     return out
-
-
-@step("requirements")
-def _requirements():
-    missing = runpy.run_path(os.path.join(REPO, "tools", "bundle_packaging", "requirements.py"))["missing_requirements"]
-    loaded = {name.split(".")[0] for name in sys.modules}
-    return {"missing": missing(loaded, metadata["required_packages_version"])}
 
 
 print("REPORT " + json.dumps(report, default=str))

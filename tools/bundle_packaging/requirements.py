@@ -4,7 +4,7 @@ The model zoo's CI ``pip install``s ``<package>==<version>`` for every entry, so
 (not this repository, whose code the package carries in ``scripts/``). The list is what the vendored code imports
 (every ``import`` in it, read with ``ast``) plus what MONAI needs for the configs' own components (YAML configs need
 PyYAML, ``TensorBoardStatsHandler`` needs tensorboard, the image readers need nibabel and itk, ``SwinUNETR`` needs
-einops), mapped to the installed distributions and their versions. torch, monai and numpy have their own keys.
+einops, ``python -m monai.bundle`` needs fire), mapped to the installed distributions and their versions. torch, monai and numpy have their own keys.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 
-__all__ = ["OWN_KEYS", "imported_modules", "missing_requirements", "required_packages"]
+__all__ = ["OWN_KEYS", "absent_modules", "allowed_distributions", "imported_modules", "missing_requirements", "required_packages", "write_site"]
 
 #: Packages with their own metadata keys (monai_version, pytorch_version, numpy_version).
 OWN_KEYS = {"torch", "monai", "numpy"}
 #: Modules MONAI imports for a config component or file type (found by name in the config text).
 CONFIG_MODULES = {
+    r".": ("fire",),  # python -m monai.bundle (the commands the package documents)
     r"TensorBoard": ("tensorboard",),
     r"LoadImage": ("nibabel", "itk"),
     r"Swin": ("einops",),
@@ -86,14 +87,16 @@ def required_packages(code_dir: str, configs: Mapping[str, str], own_package: st
     return {d: importlib.metadata.version(d) for d in sorted(_distributions(modules, own_package))}
 
 
-def missing_requirements(loaded: Iterable[str], required: Mapping[str, str], own_package: str = "common") -> list[str]:
-    """Distributions of the ``loaded`` top-level modules that neither ``required`` nor torch/monai/numpy bring.
+def _normal(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
-    "Bring" follows the installed distributions' own requirements transitively, as ``pip install`` would.
-    """
-    mapping = importlib.metadata.packages_distributions()
-    allowed = set()
-    pending = [d.lower() for d in (*required, *OWN_KEYS)]
+
+def allowed_distributions(required: Iterable[str]) -> set[str]:
+    """``required`` plus torch, monai and numpy, with everything they require (transitively, as ``pip install`` would
+    bring it; extras left out), as normalised distribution names."""
+    allowed: set[str] = set()
+    pending = [_normal(d) for d in (*required, *OWN_KEYS)]
     while pending:
         dist = pending.pop()
         if dist in allowed:
@@ -103,16 +106,45 @@ def missing_requirements(loaded: Iterable[str], required: Mapping[str, str], own
             requires = importlib.metadata.requires(dist) or []
         except importlib.metadata.PackageNotFoundError:
             continue
-        for line in requires:
-            if "extra ==" in line:
-                continue
-            name = re.split(r"[\s;<>=!~\[(]", line, maxsplit=1)[0].lower().replace("_", "-")
-            pending.append(name)
-    missing = set()
-    for module in loaded:
-        if module in sys.stdlib_module_names or module.startswith("_") or module == own_package:
+        pending += [_normal(re.split(r"[\s;<>=!~\[(]", line, maxsplit=1)[0]) for line in requires if "extra ==" not in line]
+    return allowed
+
+
+def absent_modules(required: Iterable[str], own_package: str = "common") -> set[str]:
+    """Top-level modules installed here that a machine with only ``required`` (and what it brings) would lack."""
+    allowed = allowed_distributions(required)
+    return {
+        module
+        for module, dists in importlib.metadata.packages_distributions().items()
+        if module not in sys.stdlib_module_names and module != own_package and not any(_normal(d) in allowed for d in dists)
+    }
+
+
+def missing_requirements(loaded: Iterable[str], required: Mapping[str, str], own_package: str = "common") -> list[str]:
+    """``"<distribution> (module <name>)"`` for each of the ``loaded`` top-level modules that only a distribution outside
+    :func:`allowed_distributions` provides."""
+    absent = absent_modules(required, own_package)
+    mapping = importlib.metadata.packages_distributions()
+    return sorted(f"{d} (module {m})" for m in set(loaded) & absent for d in mapping.get(m, []))
+
+
+def write_site(required: Iterable[str], target: str) -> str:
+    """A folder of links to the installed files of :func:`allowed_distributions` only, for ``PYTHONPATH`` with
+    ``python -S``: a machine with just these distributions (no ``.pth`` files run, so no editable install either).
+
+    Returns:
+        ``target``.
+    """
+    os.makedirs(target, exist_ok=True)
+    allowed = allowed_distributions(required)
+    for dist in importlib.metadata.distributions():
+        if _normal(dist.metadata["Name"]) not in allowed:
             continue
-        for dist in mapping.get(module, []):
-            if dist.lower().replace("_", "-") not in allowed:
-                missing.add(dist)
-    return sorted(missing)
+        tops = {f.parts[0] for f in (dist.files or []) if f.parts and f.parts[0] not in ("..", "")}
+        for top in tops:
+            source = os.path.join(str(dist.locate_file("")), top)
+            link = os.path.join(target, top)
+            if top.endswith(".pth") or not os.path.exists(source) or os.path.lexists(link):
+                continue
+            os.symlink(source, link)
+    return target
