@@ -59,8 +59,9 @@ class Reclustering:
     :class:`~common.engines.UnitedTrainer` (``engine.task``, ``engine.network``, ``engine.optimizer``). Features are
     the global average of the encoder's bottleneck, computed in eval mode (BatchNorm running statistics, no
     augmentation) and in float32. The k-means seed is ``seed + epoch``: a resumed run clusters exactly as the
-    uninterrupted run would have. ``engine.state.metrics`` receives ``cluster_nmi`` and ``cluster_ari`` (agreement
-    with the previous clustering, from the second one on), ``cluster_reseeded`` and ``cluster_largest``.
+    uninterrupted run would have. In the epochs that re-cluster, ``engine.state.metrics`` receives ``cluster_nmi`` and
+    ``cluster_ari`` (agreement with the previous clustering, from the second one on), ``cluster_reseeded`` and
+    ``cluster_largest``; the other epochs log none of them.
 
     Args:
         dataset: the fixed cubes without augmentation: item ``v`` is the list of ``samples_per_volume`` cube dicts of
@@ -148,6 +149,8 @@ class Reclustering:
 
     def __call__(self, engine: Engine) -> None:
         epoch = engine.state.epoch
+        for key in STATS:  # an epoch without a clustering logs no cluster statistics (not the previous ones again)
+            engine.state.metrics.pop(key, None)
         if (epoch - 1) % self.interval:
             return
         task = engine.task

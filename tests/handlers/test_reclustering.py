@@ -74,6 +74,20 @@ def test_each_epoch_reclusters_and_renews_the_last_layer_and_its_optimizer_state
     assert {"cluster_nmi", "cluster_ari", "cluster_reseeded", "cluster_largest"} <= set(engine.state.metrics)
 
 
+def test_only_every_interval_th_epoch_reclusters_and_logs() -> None:
+    engine = _engine()
+    handler = Reclustering(_dataset(), SAMPLES, interval=2)
+    for epoch, clusterings in ((1, 1), (2, 1), (3, 2), (4, 2)):
+        engine.state.epoch = epoch
+        head = {k: v.clone() for k, v in engine.network.head.state_dict().items()}
+        handler(engine)
+        assert int(engine.task.clusterings) == clusterings
+        logged = "cluster_largest" in engine.state.metrics
+        assert logged == (epoch % 2 == 1)  # no stale statistics in the epochs between clusterings
+        unchanged = all(torch.equal(v, engine.network.head.state_dict()[k]) for k, v in head.items())
+        assert unchanged == (epoch % 2 == 0)  # the last layer is renewed only with a new clustering
+
+
 def test_the_same_epoch_clusters_the_same_way() -> None:
     first, second = _engine(epoch=3), _engine(epoch=3)
     for engine in (first, second):  # e.g. an uninterrupted run and a run resumed at this epoch
