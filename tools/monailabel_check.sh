@@ -90,11 +90,11 @@ for entry in json.load(open(datalist))["labeled"]:
 print("studies:", sorted(os.listdir(studies)))
 EOF
 APP="$WORK/app"
-rsync -a --exclude model "$VENV/monailabel/sample-apps/monaibundle/" "$APP/"
+find "$VENV/monailabel/sample-apps/monaibundle" -mindepth 1 -maxdepth 1 ! -name model -exec cp -r {} "$APP/" \;
 
 say "3. server: monailabel start_server --app $APP --studies $WORK/studies --conf models $SEG_NAME,$SSL_NAME"
 cd "$WORK"
-BUNDLE_DOWNLOAD_SRC=github setsid "$VENV/bin/monailabel" start_server --app "$APP" --studies "$WORK/studies" \
+PATH="$VENV/bin:$PATH" BUNDLE_DOWNLOAD_SRC=github setsid "$VENV/bin/monailabel" start_server --app "$APP" --studies "$WORK/studies" \
   --conf models "$SEG_NAME,$SSL_NAME" --conf zoo_source github --conf sam2 false --conf preload false \
   --host 127.0.0.1 --port "$PORT" > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!

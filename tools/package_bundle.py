@@ -287,6 +287,24 @@ def _performance(weights_dir: str, info: Mapping[str, Any]) -> str:
     return f"The packaged run's last epoch ({os.path.basename(weights_dir)}/metrics.jsonl):\n\n{shown}"
 
 
+def _set_classes(metadata: dict[str, Any], pinned: Mapping[str, Any]) -> None:
+    """A task's pinned ``class_names`` in the first output's ``channel_def`` (MONAI Label's label names) and
+    ``pred_classes``; a ``background`` channel 0 stays first."""
+    if "class_names" not in pinned:
+        return
+    names = list(pinned["class_names"])
+    output = next(iter(metadata["network_data_format"]["outputs"].values()))
+    background = str(output.get("channel_def", {}).get("0", "")).lower() == "background"
+    channels = (["background"] if background else []) + names
+    output["channel_def"] = {str(i): n for i, n in enumerate(channels)}
+    output["num_channels"] = len(channels)
+    metadata["pred_classes"] = ", ".join(f"{i} {n}" for i, n in enumerate(channels))
+    if "source_labels" in pinned:
+        metadata["label_classes"] = "label-map values of each class: " + ", ".join(
+            f"{n} {v}" for n, v in zip(names, pinned["source_labels"])
+        )
+
+
 def package(
     bundle_dir: str,
     out_dir: str,
@@ -389,6 +407,7 @@ def package(
         image["patch_size"] = pinned["roi_size"]
     if "spacing" in pinned and "spacing" in image:
         image["spacing"] = "native" if pinned["spacing"] is None else f"{pinned['spacing']} mm"
+    _set_classes(metadata, pinned)
     mode = torchscript or metadata.get("united_ssl", {}).get("torchscript") or metadata.get("torchscript")
     metadata[PACKAGE_SECTION] = {
         "source": os.path.relpath(bundle_dir, REPO_ROOT),

@@ -125,6 +125,8 @@ def test_packaged_bundle_runs_without_the_repository(bundle: str, phantom: str, 
     assert infer["key_mismatch"] == [] and infer["result_shape"][1:] == infer["original_shape"]
     if kind == "ssl":
         assert infer["labels"] == {}  # the restored image is offered as no label
+    else:
+        assert set(infer["labels"]) == {"organ", "bone"}  # the task's classes, not the repository default's
         assert steps["monailabel_train"]["longer_run_checkpoints"]  # the stale checkpoint was there
     train = steps["monailabel_train"]
     assert train["first"]["model_changed"] and train["second"]["model_changed"]  # inference serves what training wrote
