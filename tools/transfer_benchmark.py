@@ -336,12 +336,14 @@ def _cuda() -> bool:
 
 
 def initialisations(kind: str, stages: dict[str, dict[str, str]], reference: dict[str, Any]) -> list[dict]:
-    """Random, then every method and stage; segmentation takes the decoder too where the stage exported one."""
+    """Random, then every method and stage; segmentation takes the decoder too where the stage exported one and the
+    method's metadata lists it as a component."""
     inits = [{"name": "random", "method": "", "stage": "", "mode": "random", "stage_dir": "",
               "bundle": reference["bundle"], "settings": reference["settings"]}]  # fmt: skip
     for method, folders in sorted(stages.items()):
+        components = read_ssl_bundle(reference["bundles"][method]).components
         for stage, folder in sorted(folders.items()):
-            has_decoder = os.path.isfile(os.path.join(folder, "decoder.pt"))
+            has_decoder = "decoder" in components and os.path.isfile(os.path.join(folder, "decoder.pt"))
             mode = "encoder+decoder" if kind == "segmentation" and has_decoder else "encoder"
             inits.append({"name": f"{method}/{stage}", "method": method, "stage": stage, "mode": mode,
                           "stage_dir": folder, "bundle": reference["bundles"][method], "settings": {}})  # fmt: skip
