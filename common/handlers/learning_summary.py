@@ -75,8 +75,10 @@ def stage_summary(stage_dir: str) -> StageSummary:
         split, name = "train", metric.removeprefix("val_")
         validation = [r for r in lines if r["split"] == "train" and name in r]
     values = [r[name] for r in validation]
-    restoration_key = "val_loss_res" if split == "validation" else "loss_res"
-    restoration = [r[restoration_key] for r in lines if r["split"] == split and r.get(restoration_key)]
+    # the restoration loss on the validation cubes when there are any, whatever split the pretext metric came from
+    restoration = [r["val_loss_res"] for r in lines if r["split"] == "validation" and r.get("val_loss_res")]
+    if not restoration:
+        restoration = [r["loss_res"] for r in lines if r["split"] == "train" and r.get("loss_res")]
     higher_is_better = chance is not None
     return StageSummary(
         stage=str(record.get("stage", "?")),

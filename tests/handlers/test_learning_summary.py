@@ -52,3 +52,14 @@ def test_metrics_log_keeps_the_last_line_per_epoch(tmp_path) -> None:
     assert read_metrics_log(str(tmp_path)) == [{"epoch": 1, "split": "train", "iteration": 2, "loss": 2.0}]
     with pytest.raises(ValueError, match="split"):
         MetricsLog(str(tmp_path), "test")
+
+
+def test_the_restoration_column_is_the_validation_loss_even_for_a_training_metric(tmp_path) -> None:
+    stage = tmp_path / "stage2"
+    stage.mkdir()
+    (stage / "run.json").write_text(json.dumps({"stage": 2, "settings": {"learning_metric": "cluster_ari", "learning_chance": 0.0}}))
+    lines = [{"epoch": 1, "split": "train", "cluster_ari": 0.4, "loss_res": 0.5},
+             {"epoch": 1, "split": "validation", "val_loss_res": 0.2}]  # fmt: skip
+    (stage / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    summary = stage_summary(str(stage))
+    assert (summary.split, summary.last, summary.restoration_first) == ("train", pytest.approx(0.4), pytest.approx(0.2))
