@@ -3,6 +3,7 @@ each view is restored against its own clean target."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from common.engines import UnitedObjective
@@ -81,3 +82,14 @@ def test_validation_changes_no_task_state() -> None:
         task(outputs.model, _batch())
     assert outputs.restorations == []
     assert all(torch.equal(before[k], v) for k, v in task.state_dict().items())
+
+
+def test_one_pair_per_step_is_refused_with_batch_norm_heads() -> None:
+    model, task = _model(), BYOLTask(max_steps=10)
+    task.setup(model)
+    one = {k: v[:1] for k, v in _batch().items()}
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        task.run(model, one)
+    task.eval(), model.eval()
+    with torch.no_grad():
+        task.run(model, one)  # evaluation uses the running statistics: one pair is fine
