@@ -86,6 +86,11 @@ class BYOLTask(DiscriminativeTask):
         if self.view_key not in batch:
             raise KeyError(f"BYOL needs a second view {self.view_key!r} in the batch (keys: {sorted(batch)}).")
         view1, view2 = batch["image"], batch[self.view_key]
+        if self.training and view1.shape[0] < 2 and any(isinstance(m, nn.BatchNorm1d) for m in network.modules()):
+            raise ValueError(
+                "BYOL's projector and predictor use BatchNorm1d, which needs at least 2 pairs per step on every rank; "
+                f"got {view1.shape[0]}: raise batch_size * num_samples (per rank) or build the heads with batch_norm: false."
+            )
         online1, online2 = network(view1), network(view2)  # both views through the (DDP-wrapped) model
         outputs = {
             "head": online1["head"],
