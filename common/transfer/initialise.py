@@ -18,7 +18,7 @@ from common.transfer.input_channels import input_convolutions
 from common.transfer.loading import ComponentLoad, load_component, output_layer_keys
 from common.transfer.networks import as_bundle
 
-__all__ = ["INITS", "TRANSFER_RECORD", "TransferReport", "components_for", "initialise"]
+__all__ = ["INITS", "TRANSFER_RECORD", "TransferReport", "components_for", "initialise", "nested_components"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,23 @@ def components_for(network: nn.Module, init: str, bundle_components: Mapping[str
     return {n: bundle_components[n] for n in names}
 
 
+def nested_components(prefix: str, other_prefixes: Sequence[str]) -> list[str]:
+    """Attribute paths, relative to ``prefix``, of the other components that sit inside it.
+
+    A component at the network root (``prefix == ""``, Swin UNETR's decoder) contains every other component
+    (``swinViT``); ``decoder`` contains ``decoder.out`` but not ``decoder_head``.
+    """
+    inside = []
+    for other in other_prefixes:
+        if other == prefix:
+            continue
+        if not prefix:
+            inside.append(other)
+        elif other.startswith(prefix + "."):
+            inside.append(other[len(prefix) + 1 :])
+    return inside
+
+
 def _settings_warnings(stage_settings: Mapping[str, Any], task_settings: Mapping[str, Any]) -> list[str]:
     warnings = []
     for key in CHECKED_SETTINGS:
@@ -159,10 +176,14 @@ def initialise(
         inputs = input_convolutions(network, spatial_size) if spatial_size is not None else []
         for name, prefix in paths.items():
             module = network.get_submodule(prefix)
-            adapt = {f"{conv[len(prefix) + 1:]}.weight" for conv in inputs if conv.startswith(prefix + ".")}
+            exclude = nested_components(prefix, [p for n, p in bundle.components.items() if n != name])
+            inside = [c if not prefix else c[len(prefix) + 1 :] for c in inputs if not prefix or c.startswith(prefix + ".")]
+            adapt = {f"{c}.weight" for c in inside if not any(c == e or c.startswith(e + ".") for e in exclude)}
             reinit = output_layer_keys(module) if name == "decoder" else []
             path = os.path.join(stage_dir, f"{name}.pt")
-            report.components.append(load_component(module, path, name, prefix, reinitialise=reinit, adapt_input=adapt))
+            report.components.append(
+                load_component(module, path, name, prefix, reinitialise=reinit, adapt_input=adapt, exclude=exclude)
+            )
     if report_path:
         with atomic_output(report_path) as tmp:
             tmp.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")

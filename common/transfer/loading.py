@@ -41,6 +41,7 @@ class ComponentLoad:
         total: tensors of the component.
         reinitialised: keys left at their fresh initialisation (the decoder's output layer).
         adapted: keys whose input channels were adapted.
+        excluded: attribute paths inside the component that belong to other components (not loaded from this file).
     """
 
     component: str
@@ -50,6 +51,7 @@ class ComponentLoad:
     total: int
     reinitialised: list[str] = field(default_factory=list)
     adapted: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +59,9 @@ class ComponentLoad:
     def loaded_keys(self, state_keys: Collection[str]) -> list[str]:
         """Keys of ``state_keys`` (the component's) that hold pretrained values, prefixed with :attr:`prefix`."""
         skip = set(self.reinitialised)
-        return [f"{self.prefix}.{k}" if self.prefix else k for k in state_keys if k not in skip]
+        others = tuple(f"{p}." for p in self.excluded)
+        kept = [k for k in state_keys if k not in skip and not (others and k.startswith(others))]
+        return [f"{self.prefix}.{k}" if self.prefix else k for k in kept]
 
 
 def output_layer_keys(module: nn.Module) -> list[str]:
@@ -84,6 +88,7 @@ def load_component(
     prefix: str = "",
     reinitialise: Collection[str] = (),
     adapt_input: Collection[str] = (),
+    exclude: Collection[str] = (),
 ) -> ComponentLoad:
     """Load ``<component>.pt`` into ``module`` strictly, allowing the two reported differences.
 
@@ -94,6 +99,8 @@ def load_component(
         prefix: the component's attribute path in the target network, for the report.
         reinitialise: keys that may differ in their first (output-channel) dimension and then keep their fresh values.
         adapt_input: convolution weight keys that may differ in their second (input-channel) dimension.
+        exclude: attribute paths inside ``module`` that belong to other components (Swin UNETR's decoder is the
+            network root, its encoder ``swinViT``): their keys are neither expected in the file nor touched.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -107,7 +114,8 @@ def load_component(
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise RuntimeError(f"transfer: {path} does not hold a state dict (got {type(state).__name__}).")
-    expected = module.state_dict()
+    others = tuple(f"{p}." for p in exclude)
+    expected = {k: v for k, v in module.state_dict().items() if not (others and k.startswith(others))}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     reinitialised, adapted, mismatched = [], [], []
@@ -132,8 +140,12 @@ def load_component(
         )
     for key in reinitialised:
         state[key] = expected[key]
-    module.load_state_dict(state, strict=True)
-    report = ComponentLoad(name, path, prefix, len(state) - len(reinitialised), len(expected), reinitialised, adapted)
+    result = module.load_state_dict(state, strict=not others)
+    if others and (result.unexpected_keys or set(result.missing_keys) - (set(module.state_dict()) - set(expected))):
+        raise RuntimeError(f"transfer: {path}: {name} did not load exactly ({result}).")  # unreachable after the checks above
+    report = ComponentLoad(
+        name, path, prefix, len(state) - len(reinitialised), len(expected), reinitialised, adapted, sorted(exclude)
+    )
     logger.info(f"transfer: loaded {name} ({report.loaded} of {report.total} tensors) from {path}")
     if reinitialised:
         logger.info(f"transfer: {name} output layer re-initialised for the task's classes: {reinitialised}")

@@ -91,3 +91,42 @@ def test_preprocessing_differences_from_pretraining_are_warned(stage2_dir, caplo
     assert "spacing: pretrained with [3.0, 3.0, 3.0]" in caplog.text
     same = initialise(net, "encoder", ROTATION, stage2_dir, ROI, task_settings={"spacing": [3, 3, 3]})
     assert same.warnings == []
+
+
+def test_root_decoder_loads_around_the_encoder_component(swin_bundle, tmp_path) -> None:
+    """Swin UNETR's decoder is the network root (``decoder: ""``): its file holds every key but ``swinViT.*``."""
+    meta_path = os.path.join(swin_bundle, "configs", "metadata.json")
+    meta = json.load(open(meta_path))
+    meta["united_ssl"]["components"]["decoder"] = ""
+    json.dump(meta, open(meta_path, "w"))
+    stage = tmp_path / "swin_stage2"
+    stage.mkdir()
+    torch.manual_seed(3)
+    pretrained = build_segmentation_network(swin_bundle, 1)
+    state = pretrained.state_dict()
+    torch.save({k[len("swinViT.") :]: v for k, v in state.items() if k.startswith("swinViT.")}, stage / "encoder.pt")
+    torch.save({k: v for k, v in state.items() if not k.startswith("swinViT.")}, stage / "decoder.pt")
+    torch.manual_seed(4)
+    net = build_segmentation_network(swin_bundle, 3)
+    fresh = {k: v.clone() for k, v in net.state_dict().items()}
+
+    encoder_only = initialise(net, "encoder", swin_bundle, str(stage))
+    assert encoder_only.components[0].prefix == "swinViT"
+    loaded = net.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state if k.startswith("swinViT."))
+    assert all(torch.equal(loaded[k], fresh[k]) for k in state if not k.startswith("swinViT."))  # decoder untouched
+
+    net = build_segmentation_network(swin_bundle, 3)
+    report = initialise(net, "encoder+decoder", swin_bundle, str(stage))
+    decoder = report.components[1]
+    assert decoder.prefix == "" and decoder.excluded == ["swinViT"] and decoder.reinitialised == ["out.conv.conv.bias", "out.conv.conv.weight"]
+    loaded = net.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state if not k.startswith("out."))  # every other tensor pretrained
+    pretrained_names = report.pretrained_parameters(net)
+    assert "swinViT.patch_embed.proj.weight" in pretrained_names, sorted(pretrained_names)[:5]
+    assert "decoder1.conv_block.conv1.conv.weight" in pretrained_names
+    assert "out.conv.conv.weight" not in pretrained_names
+
+    torch.save({**torch.load(stage / "decoder.pt"), "swinViT.patch_embed.proj.weight": torch.zeros(1)}, stage / "decoder.pt")
+    with pytest.raises(RuntimeError, match=r"unexpected keys \(1\).*swinViT.patch_embed.proj.weight"):
+        initialise(build_segmentation_network(swin_bundle, 3), "encoder+decoder", swin_bundle, str(stage))
