@@ -43,6 +43,7 @@ from common.data.datalist import DATALIST_KEYS, read_datalist_json, write_datali
 from common.data.dicom import dicom_series_to_nifti
 from common.data.grid_alignment import check_label_grids, find_slab_offset, label_on_image_grid
 from common.data.nifti_io import copy_file_atomic, load_nifti, save_nifti
+from common.data.slices import SLICES_FOLDER, write_slice_dataset
 from common.data.sdist import (
     DICOM_MEMBER,
     MEMBERS,
@@ -292,6 +293,33 @@ def prepare_sample_data(cache_dir: str | None = None, force: bool = False, sdist
     return str(datalist_path)
 
 
+def prepare_sample_slices(
+    cache_dir: str | None = None,
+    force: bool = False,
+    sdist: str | None = None,
+    gap_mm: float = 6.0,
+    min_body_fraction: float = 0.15,
+) -> str:
+    """Prepares the sample volumes (if needed), then their axial 2D slices for 2D bundles (``bundles/dira_2d``).
+
+    The slices go to ``<cache>/slices_2d/`` with their own ``datalist.json`` (same splits as the volumes);
+    see :func:`common.data.slices.write_slice_dataset`. Both steps do nothing when already complete.
+
+    Args:
+        cache_dir: the sample data folder (default :func:`default_cache_dir`).
+        force: rebuild the slices (not the volumes) even if complete.
+        sdist: as for :func:`prepare_sample_data`.
+        gap_mm: distance between two kept slices of a volume.
+        min_body_fraction: slices with less body are skipped.
+
+    Returns:
+        The path of the 2D ``datalist.json``.
+    """
+    volumes = prepare_sample_data(cache_dir=cache_dir, sdist=sdist)
+    out = Path(volumes).parent / SLICES_FOLDER
+    return write_slice_dataset(volumes, out, gap_mm=gap_mm, min_body_fraction=min_body_fraction, force=force)
+
+
 def summarize_datalist(datalist: str | os.PathLike) -> list[str]:
     """Describes every volume of a datalist in one line: path, shape, spacing, dtype and the lists using it.
 
@@ -316,7 +344,7 @@ def summarize_datalist(datalist: str | os.PathLike) -> list[str]:
         used = roles[rel]
         img = nib.load(str(path.parent / rel))
         shape = "x".join(str(s) for s in img.shape)
-        spacing = "x".join(f"{z:.3g}" for z in img.header.get_zooms()[:3])
+        spacing = "x".join(f"{z:.3g}" for z in img.header.get_zooms()[: min(3, len(img.shape))])
         lines.append(f"{rel:<{width}}  {shape:>12}  {spacing:>16} mm  {str(img.get_data_dtype()):<7} {', '.join(used)}")
     return lines
 
@@ -327,5 +355,6 @@ __all__ = [
     "default_cache_dir",
     "download_sdist",
     "prepare_sample_data",
+    "prepare_sample_slices",
     "summarize_datalist",
 ]
