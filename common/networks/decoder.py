@@ -31,8 +31,8 @@ class GenesisDecoder(nn.Module):
             ``"nearest"`` (nearest-neighbour upsampling, as in the Keras code).
         norm: MONAI norm spec.
         act: MONAI activation spec.
-        out_activation: ``"sigmoid"`` for targets in [0, 1] (CT preset) or ``None`` for unbounded targets
-            (MRI z-score preset).
+        out_activation: ``"sigmoid"`` for targets in [0, 1] (both intensity presets, CT and MRI, map to
+            [0, 1]) or ``None`` for unbounded targets (data normalised outside the presets).
 
     Shapes:
         input: the encoder's feature list; output ``(B, out_channels, *S)`` at the encoder input size.

@@ -91,9 +91,10 @@ class RandBezierIntensityd(RandCorruptiond):
 
     Value range: the curve is defined on [0, 1]. ``value_range=(low, high)`` maps ``[low, high]`` to [0, 1],
     applies the curve and maps back; values outside the range are clamped to it (as ``np.interp`` clamps
-    outside [0, 1] in the reference). The default ``(0, 1)`` is the CT preset's range. For data without a
-    fixed range (MRI z-scores), ``value_range=None`` uses each channel's own min and max, so nothing is
-    clamped and the output keeps the channel's range; a constant channel is left unchanged.
+    outside [0, 1] in the reference). The default ``(0, 1)`` is the range of both presets (CT and MRI). For
+    data without a fixed range (normalised outside the presets), ``value_range=None`` uses each channel's own
+    min and max, so nothing is clamped and the output keeps the channel's range; a constant channel is left
+    unchanged.
 
     Args:
         keys: image keys to corrupt, ``(C, H, W[, D])``.

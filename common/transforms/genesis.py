@@ -76,8 +76,8 @@ class RandGenesisCorruptiond(Randomizable, MapTransform):
         nonlinear_rate: probability of the Bezier intensity map (Genesis: 0.9).
         paint_rate: probability of painting (Genesis: 0.9).
         inpaint_rate: probability that painting is in-painting rather than out-painting (Genesis: 0.2).
-        value_range: intensity range (CT preset: (0, 1)), used as the Bezier curve's range and as the painting
-            fill range; ``None`` for each image's own min and max (MRI z-scores).
+        value_range: intensity range (both presets, CT and MRI: (0, 1)), used as the Bezier curve's range and as
+            the painting fill range; ``None`` for each image's own min and max (data without a fixed range).
         local_shuffle: extra arguments of :class:`RandLocalPixelShuffled` (e.g. ``{"num_blocks": 100}``).
         nonlinear: extra arguments of :class:`RandBezierIntensityd`.
         inpaint: extra arguments of :class:`RandInPaintd` (e.g. ``{"max_boxes": 1, "fill": "constant"}``).
