@@ -26,6 +26,7 @@ top-level id, as text, so comments survive:
 
 The ``metadata.json`` part is YAML deep-merged into the template's JSON (mappings merged, other values replaced).
 ``{bundle}`` in template text becomes the bundle's folder name. A part for a file the template lacks is written as is.
+Files of :data:`TEMPLATE_3D_ONLY` (``refs.yaml``) go only to bundles whose ``spatial_dims`` is 3.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ METHOD_FILE = "method.yaml"
 #: recorded with them.
 SETTINGS_SECTIONS = ("data", "networks", "proxy task", "loss", "optimisation")
 SETTINGS_IDS = ("seed",)
+#: Template files only bundles of 3D networks get (``spatial_dims`` of the merged ``train.yaml`` is 3): overlays whose
+#: data pipeline and model wrapper are volumetric (``refs.yaml``: the ReFs reference task).
+TEMPLATE_3D_ONLY = ("refs.yaml",)
 #: Key order of the generated metadata.json (other keys follow in template order).
 METADATA_ORDER = (
     "schema", "version", "changelog", "monai_version", "pytorch_version", "numpy_version", "required_packages_version",
@@ -215,6 +219,12 @@ def _banner(bundle: str, name: str, description: str) -> list[str]:
     ]
 
 
+def spatial_dims(train_text: str) -> int | None:
+    """``spatial_dims`` of a merged ``train.yaml`` (``None`` when it is not a plain integer)."""
+    value = (yaml.safe_load(train_text) or {}).get("spatial_dims")
+    return value if isinstance(value, int) else None
+
+
 def render_bundle(bundle: str) -> dict[str, str]:
     """The generated files of one bundle, by path relative to the bundle folder."""
     where = os.path.join("bundles", bundle, METHOD_FILE)
@@ -226,6 +236,8 @@ def render_bundle(bundle: str) -> dict[str, str]:
     settings: list[Block] = []  # the merged train.yaml's hyper-parameters, which inference.yaml must share
     names = sorted(set(os.listdir(template_configs)) | set(parts), key=lambda n: (n != "train.yaml", n))
     for name in names:
+        if name in TEMPLATE_3D_ONLY and name not in parts and spatial_dims(files["configs/train.yaml"]) != 3:
+            continue
         template_path = os.path.join(template_configs, name)
         template = open(template_path, encoding="utf-8").read() if os.path.isfile(template_path) else None
         if template is not None:
