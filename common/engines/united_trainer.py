@@ -45,6 +45,22 @@ class NonFiniteLossError(RuntimeError):
     """A loss term became NaN or infinite: training stops, the last good checkpoint stays the newest."""
 
 
+def _channels_last(tensor: Any) -> Any:
+    """A floating-point image batch ``(B, C, H, W)`` or ``(B, C, D, H, W)`` in channels-last layout; others unchanged."""
+    if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.ndim in (4, 5):
+        return tensor.contiguous(memory_format=torch.channels_last if tensor.ndim == 4 else torch.channels_last_3d)
+    return tensor
+
+
+def _to_channels_last(module: nn.Module) -> nn.Module:
+    """Store the module's 4D/5D (conv) weights channels-last, in place (``nn.Module.to(memory_format=...)`` takes
+    one format, so 2D and 3D weights are converted separately)."""
+    for param in module.parameters():
+        if param.ndim in (4, 5):
+            param.data = _channels_last(param.data)
+    return module
+
+
 def _built(factory: Any, argument: Any) -> Any:
     """An optimizer or scheduler given as an object, or as a callable building it (``_mode_: callable``)."""
     if factory is None or isinstance(factory, (Optimizer, torch.optim.lr_scheduler.LRScheduler)):
@@ -98,8 +114,16 @@ class UnitedTrainer(SupervisedTrainer):
         non_blocking: non-blocking host-to-device copies.
         prepare_batch: batch preparation; the default moves every tensor of the dict to ``device``.
         train_handlers: MONAI/Ignite handlers.
-        amp: mixed precision: autocast (bfloat16 on CPU by default, float16 on CUDA) and, on CUDA with float16,
-            separate gradient scalers for the generator and the critic.
+        amp: mixed precision: autocast (bfloat16 on CPU by default, float16 on CUDA) and, with float16 (CUDA, or
+            CPU with ``amp_kwargs={"dtype": torch.float16}``), separate gradient scalers for the generator and the
+            critic, saved in the checkpoint; the critic's scaler also scales the gradient penalty's inner gradient
+            (PyTorch's AMP recipe for gradient penalties, :func:`common.losses.gradient_penalty`).
+        compile: compile the model's components and the adversary in place with :meth:`torch.nn.Module.compile`
+            (``torch.compile``; parameter names, checkpoints and DDP wrapping stay as they are). MONAI's own
+            ``compile`` option wraps the network instead, which the components' direct calls would bypass.
+        compile_kwargs: ``torch.compile`` arguments (e.g. ``{"backend": "eager"}``, ``{"mode": "max-autotune"}``).
+        channels_last: store conv weights and image batches channels-last (``torch.channels_last_3d`` for 3D,
+            ``torch.channels_last`` for 2D), the layout cuDNN's fastest fp16/bf16 convolution kernels use.
         kwargs: further :class:`~monai.engines.SupervisedTrainer` arguments (e.g. ``amp_kwargs={"dtype": ...}``).
 
     Output of every iteration (``engine.state.output``): floats ``loss``, ``loss_dis``, ``loss_res``,
@@ -131,6 +155,9 @@ class UnitedTrainer(SupervisedTrainer):
         prepare_batch: Callable = prepare_ssl_batch,
         train_handlers: Sequence | None = None,
         amp: bool = False,
+        compile: bool = False,
+        compile_kwargs: dict[str, Any] | None = None,
+        channels_last: bool = False,
         **kwargs: Any,
     ) -> None:
         if critic_steps < 1 or generator_interval < 1:
@@ -158,6 +185,17 @@ class UnitedTrainer(SupervisedTrainer):
         model = unwrap(network)
         objective.check_model(model)
         self.objective = objective.to(self.state.device)
+        self.channels_last = channels_last
+        if channels_last:
+            _to_channels_last(model)
+            if objective.adversary is not None:
+                _to_channels_last(objective.adversary)
+            self.prepare_batch = self._channels_last_batch(self.prepare_batch)
+        self.compiled = compile
+        if compile:
+            components = model.components() if hasattr(model, "components") else {"network": model}
+            for module in [*components.values(), *([objective.adversary] if objective.adversary is not None else [])]:
+                module.compile(**(compile_kwargs or {}))
         self.critic_steps = critic_steps
         self.generator_interval = generator_interval
         self.max_grad_norm = max_grad_norm
@@ -180,14 +218,23 @@ class UnitedTrainer(SupervisedTrainer):
             self._check_task_state(optimizer)
         self.frozen = frozen_components(model)
         self.autocast_dtype = self.amp_kwargs.get("dtype", torch.float16 if self.state.device.type == "cuda" else torch.bfloat16)
-        use_scaler = bool(amp) and self.state.device.type == "cuda" and self.autocast_dtype == torch.float16
-        self.generator_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        self.critic_scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        use_scaler = bool(amp) and self.autocast_dtype == torch.float16
+        self.generator_scaler = torch.amp.GradScaler(self.state.device.type, enabled=use_scaler)
+        self.critic_scaler = torch.amp.GradScaler(self.state.device.type, enabled=use_scaler)
+        if use_scaler and hasattr(objective.adversarial_loss, "grad_scaler"):
+            objective.adversarial_loss.grad_scaler = self.critic_scaler  # the penalty's AMP recipe
         OutputMeans().attach(self, "output_means")
         event = Events.EPOCH_COMPLETED if scheduler_interval == "epoch" else Events.ITERATION_COMPLETED
         self.add_event_handler(event, self._step_schedulers)
         if train_handlers:
             self._register_handlers(train_handlers)
+
+    @staticmethod
+    def _channels_last_batch(prepare: Callable) -> Callable:
+        def prepare_channels_last(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            return {k: _channels_last(v) for k, v in prepare(*args, **kwargs).items()}
+
+        return prepare_channels_last
 
     def _check_task_state(self, optimizer: Optimizer) -> None:
         """Refuse trainable task parameters and task tensors in the optimizer (EMA copies, queues)."""
@@ -267,7 +314,10 @@ class UnitedTrainer(SupervisedTrainer):
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 loss, logs = self.objective.critic_loss(restorations)
-            self._check_finite({"loss_critic": loss})
+            if self.critic_scaler.is_enabled():  # an overflowing scale is the scaler's business (step skipped)
+                self._check_finite({k: torch.tensor(logs[k]) for k in ("critic_real", "critic_fake") if k in logs})
+            else:
+                self._check_finite({"loss_critic": loss})
             self.critic_scaler.scale(loss).backward()
             average_gradients(critic)
             self._clip(self.critic_scaler, optimizer, critic.parameters(), self.critic_max_grad_norm)

@@ -31,7 +31,11 @@ def _per_sample_score(scores: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(
-    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor | None
+    critic: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    condition: torch.Tensor | None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> torch.Tensor:
     """WGAN-GP penalty ``E[(||grad_x D(x, c)||_2 - 1)^2]`` at random interpolates (Gulrajani et al., NeurIPS 2017).
 
@@ -40,14 +44,30 @@ def gradient_penalty(
     interpolate with itself, evaluating the penalty on inputs the critic never sees; we do not.) The
     critic's value of a sample is the mean of its patch map.
 
+    With an enabled float16 ``scaler`` it follows PyTorch's AMP recipe for gradient penalties
+    (https://pytorch.org/docs/stable/notes/amp_examples.html#gradient-penalty): the gradient is taken of the
+    *scaled* scores (small float16 gradients would otherwise flush to zero), unscaled by ``1 / scale`` before
+    the norm, and the norm is computed in the caller's autocast context (the trainer's), in float32. A scale
+    that overflows gives a non-finite penalty; the scaler then skips that critic step and lowers its scale.
+
+    Args:
+        critic: ``critic(candidate, condition)`` returning a patch score map ``(B, 1, *S')``.
+        real: the restoration targets.
+        fake: the restorations (detached here).
+        condition: the critic's condition for both, or ``None``.
+        scaler: the critic's gradient scaler (``None`` or disabled: no scaling).
+
     Shapes:
         ``real``, ``fake``: ``(B, C, *S)``; ``condition``: ``(B, C_c, *S)`` or ``None``. Returns a scalar.
     """
     eps = torch.rand((real.shape[0],) + (1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    scores = _per_sample_score(critic(mixed, condition))
-    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    scores = _per_sample_score(critic(mixed, condition)).sum()
+    scaled = scaler is not None and scaler.is_enabled()
+    (grad,) = torch.autograd.grad(scaler.scale(scores) if scaled else scores, mixed, create_graph=True)
+    if scaled:
+        grad = grad * (1.0 / scaler.get_scale())
+    return ((grad.float().flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
 class WassersteinGPLoss:
@@ -57,12 +77,15 @@ class WassersteinGPLoss:
 
     Args:
         gp_weight: penalty weight lambda (10 for Rotation/Jigsaw/Rubik, 100 for TransVW in the official code).
+        grad_scaler: the critic's float16 gradient scaler, for the penalty's AMP recipe (see
+            :func:`gradient_penalty`); :class:`~common.engines.UnitedTrainer` sets it when it scales gradients.
     """
 
-    def __init__(self, gp_weight: float = 10.0) -> None:
+    def __init__(self, gp_weight: float = 10.0, grad_scaler: torch.amp.GradScaler | None = None) -> None:
         if gp_weight < 0:
             raise ValueError(f"gp_weight must be non-negative, got {gp_weight}.")
         self.gp_weight = gp_weight
+        self.grad_scaler = grad_scaler
 
     def critic_loss(
         self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, condition: torch.Tensor | None
@@ -72,7 +95,7 @@ class WassersteinGPLoss:
         loss = score_fake - score_real
         logs = {"critic_real": score_real.item(), "critic_fake": score_fake.item()}
         if self.gp_weight:
-            penalty = gradient_penalty(critic, real, fake, condition)
+            penalty = gradient_penalty(critic, real, fake, condition, self.grad_scaler)
             loss = loss + self.gp_weight * penalty
             logs["gradient_penalty"] = penalty.item()
         return loss, logs
