@@ -257,6 +257,11 @@ def compare(
     bundle_dir = os.path.normpath(bundle)
     name = os.path.basename(bundle_dir)
     ssl = read_ssl_bundle(bundle_dir)
+    with open(os.path.join(bundle_dir, "configs", "metadata.json"), encoding="utf-8") as f:
+        dims = json.load(f)["united_ssl"].get("spatial_dims", 3)
+    if dims != 3:
+        raise ValueError(f"{bundle_dir}: united_ssl.spatial_dims is {dims}; the transfer benchmark's target tasks "
+                         "(tools/transfer_benchmark.py) are 3D, so only 3D method bundles can be compared.")  # fmt: skip
     cfg = copy.deepcopy(tb.SCALES[scale])
     prof = tb.PROFILES[profile]
     overlays = as_list(overlays) if overlays is not None else list(cfg["pretrain_overlays"])

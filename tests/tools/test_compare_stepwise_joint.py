@@ -60,6 +60,12 @@ def test_epochs_default_the_joint_arm_to_the_stages_sum() -> None:
         csj.parse_epochs("stage4=2", {})
 
 
+def test_2d_bundles_are_refused_before_any_work(tmp_path) -> None:
+    with pytest.raises(ValueError, match="spatial_dims is 2"):
+        csj.compare(os.path.join(REPO_ROOT, "bundles", "dira_2d"), scale="smoke", results_dir=str(tmp_path / "cmp"))
+    assert not os.path.exists(tmp_path / "cmp")
+
+
 def test_smoke_comparison_scores_both_arms_and_counts_a_forced_divergence(phantoms: str, tmp_path) -> None:
     out = str(tmp_path / "cmp")
     kwargs = dict(scale="smoke", profile="phantom", datalist=phantoms, results_dir=out, tasks="segmentation")
