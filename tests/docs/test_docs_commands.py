@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import logging
 import os
 import re
 import runpy
@@ -449,8 +450,25 @@ def sandbox(tmp_path_factory) -> Path:
     return root / "repo", data
 
 
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """The root logger as it was: the bundles' ``setup_logging`` adds a file handler and console filters."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    filters = {h: list(h.filters) for h in handlers}
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+        handler.filters[:] = filters[handler]
+    root.setLevel(level)
+
+
 @pytest.mark.skipif(not runnable_blocks(), reason="no block is marked runnable")
-def test_runnable_blocks_at_smoke_scale(sandbox, monkeypatch, capsys) -> None:
+def test_runnable_blocks_at_smoke_scale(sandbox, monkeypatch, capsys, restored_logging) -> None:
     cwd, data = sandbox
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("UNITED_SSL_DATA", data)
