@@ -13,10 +13,11 @@ every fenced ``bash`` block and splits it into commands (continuation lines join
   silently). Any other repository path a command names (``bundles/...``, ``tools/...``, ``docs/...``) must exist,
   except what runs write (``models/``, ``eval/``, ``runs/``, ``plots/``).
 * **checks every local link** (``[text](path)``, images included) resolves to an existing file or folder;
-* **runs the blocks marked ``<!-- docs-test: run -->``** (the line before the fence) at smoke scale, in order per
-  file, in a temporary copy of ``tools/`` and ``bundles/``: the ``demo`` overlay becomes ``smoke``,
-  ``UNITED_SSL_DATA`` points at a phantom dataset (:func:`common.data.write_phantom_dataset`) and the folder
-  ``my_ct/`` holds phantom volumes without a datalist (the "own data" examples). Every command must exit 0.
+* **runs the blocks marked ``<!-- docs-test: run -->``** (the line before the fence) at smoke scale: the bash blocks
+  page by page, then the marked ``python`` blocks (which may read what the bash blocks wrote), in this process, in a
+  temporary copy of ``tools/`` and ``bundles/``: the ``demo`` overlay becomes ``smoke``, ``UNITED_SSL_DATA`` points at
+  a phantom dataset (:func:`common.data.write_phantom_dataset`) and the folder ``my_ct/`` holds phantom volumes
+  without a datalist (the "own data" examples). Every command must exit 0, every Python block run without error.
 
 ``test_checker_finds_broken_commands_and_links`` feeds the checker a deliberately broken page and asserts it
 reports each fault, so the checks above can fail.
@@ -53,7 +54,7 @@ FILE_FLAGS = ("config_file", "meta_file", "logging_file", "bundle_root", "args_f
 #: Flags of ``monai.bundle`` commands that write their value (not checked for existence).
 OUTPUT_FLAGS = {"ckpt_export": ("filepath",)}
 
-_FENCE = re.compile(r"^(?P<marker><!-- docs-test: run -->\n)?```bash\n(?P<body>.*?)^```", re.M | re.S)
+_FENCE = re.compile(r"^(?P<marker><!-- docs-test: run -->\n)?```(?P<lang>bash|python)\n(?P<body>.*?)^```", re.M | re.S)
 _LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
@@ -65,6 +66,7 @@ class Block:
     line: int
     text: str
     runnable: bool
+    lang: str = "bash"
 
 
 def doc_files() -> list[Path]:
@@ -73,14 +75,19 @@ def doc_files() -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def bash_blocks(path: Path, text: str | None = None) -> list[Block]:
-    """The fenced ``bash`` blocks of a Markdown file, with the line of each fence."""
+def fenced_blocks(path: Path, text: str | None = None) -> list[Block]:
+    """The fenced ``bash`` and ``python`` blocks of a Markdown file, with the line of each fence."""
     text = path.read_text() if text is None else text
     blocks = []
     for m in _FENCE.finditer(text):
         line = text.count("\n", 0, m.start("body"))
-        blocks.append(Block(path, line, m.group("body"), bool(m.group("marker"))))
+        blocks.append(Block(path, line, m.group("body"), bool(m.group("marker")), m.group("lang")))
     return blocks
+
+
+def bash_blocks(path: Path, text: str | None = None) -> list[Block]:
+    """The fenced ``bash`` blocks of a Markdown file."""
+    return [b for b in fenced_blocks(path, text) if b.lang == "bash"]
 
 
 def commands(block: str) -> Iterator[list[str]]:
@@ -398,7 +405,9 @@ def test_checker_accepts_the_setup_commands() -> None:
 
 
 def runnable_blocks() -> list[Block]:
-    return [b for f in doc_files() for b in bash_blocks(f) if b.runnable]
+    """The marked blocks: every bash block first (page by page), then the Python ones, which may use their outputs."""
+    blocks = [b for f in doc_files() for b in fenced_blocks(f) if b.runnable]
+    return sorted(blocks, key=lambda b: b.lang != "bash")
 
 
 def smoke_command(tokens: list[str]) -> list[str]:
@@ -474,6 +483,11 @@ def test_runnable_blocks_at_smoke_scale(sandbox, monkeypatch, capsys, restored_l
     monkeypatch.setenv("UNITED_SSL_DATA", data)
     ran = []
     for block in runnable_blocks():
+        if block.lang == "python":
+            where = f"{block.path.relative_to(REPO)}:{block.line}: python block"
+            exec(compile(block.text, where, "exec"), {"__name__": "__docs__"})
+            ran.append(where)
+            continue
         for tokens in commands(block.text):
             where = f"{block.path.relative_to(REPO)}:{block.line}: {shlex.join(tokens)}"
             start = time.monotonic()
