@@ -167,7 +167,9 @@ def tool_signature(tool: Path) -> Signature:
     defaults = [None] * (len(positional) - len(fn.args.defaults)) + list(fn.args.defaults)
     args, defaults = positional + fn.args.kwonlyargs, defaults + list(fn.args.kw_defaults)
     required = tuple(a.arg for a, d in zip(args, defaults) if d is None)
-    booleans = frozenset(a.arg for a, d in zip(args, defaults) if isinstance(d, ast.Constant) and isinstance(d.value, bool))
+    booleans = frozenset(
+        a.arg for a, d in zip(args, defaults) if isinstance(d, ast.Constant) and isinstance(d.value, bool)
+    )
     return Signature(
         tuple(a.arg for a in args), tuple(a.arg for a in positional), fn.args.vararg is not None, required, booleans,
         fn.args.kwarg is not None,
@@ -204,7 +206,9 @@ def _check_path(path: str, what: str, problems: list[str]) -> None:
         problems.append(f"{what} {path!r} does not exist")
 
 
-def _check_ids(flags: dict[str, str | None], known: set[str], ids: frozenset[str], where: str, problems: list[str]) -> None:
+def _check_ids(
+    flags: dict[str, str | None], known: set[str], ids: frozenset[str], where: str, problems: list[str]
+) -> None:
     for name in flags:
         if name in known:
             continue
@@ -233,7 +237,8 @@ def check_tool(tokens: list[str], problems: list[str]) -> None:
     if unknown and not sig.var_keyword:
         problems.extend(f"{tool}: --{k} is not a parameter of its fire target" for k in unknown)
     bundle = bound.get("bundle_dir") or flags.get("bundle_dir")
-    if bundle and bundle.startswith("bundles/") and "bundle_dir" in sig.params:  # a bundle tool: its overlays exist, other flags are bundle overrides
+    # a tool on a bundle of this repository: its overlays must exist, and its other flags are bundle overrides
+    if bundle and bundle.startswith("bundles/") and "bundle_dir" in sig.params:
         overlays = [o for o in re.split(r"[,\s]+", str(flags.get("overlays") or "")) if o]
         files = bundle_config_files(bundle, overlays)
         for f in files[:1] + files[5:]:
@@ -361,12 +366,14 @@ def test_commands_and_links_of_page(page: Path) -> None:
 
 def test_checker_finds_broken_commands_and_links() -> None:
     broken = "\n".join([
-        "See [the guide](docs/no_such_page.md) and [ok](docs/reliability.md) and [here](docs/reliability.md#no-such-part).",
+        "See [the guide](docs/no_such_page.md) and [ok](docs/reliability.md),",
+        "and [here](docs/reliability.md#no-such-part).",
         "```bash",
         "python tools/no_such_tool.py",
         "python tools/make_datalist.py /data/ct --no_such_flag 3",
         "python tools/check_data.py",
-        "python tools/pretrain.py bundles/rotation --overlays demo --no_such_id 3 && python tools/pretrain.py bundles/rotation --overlays nodemo",
+        "python tools/pretrain.py bundles/rotation --overlays demo --no_such_id 3 && "
+        "python tools/pretrain.py bundles/rotation --overlays nodemo",
         "python -m monai.bundle run \\",
         "  --config_file \"['bundles/rotation/configs/train.yaml','bundles/rotation/configs/stage9.yaml']\" \\",
         "  --bundle_root bundles/rotation --learning_rat 1e-3",
@@ -396,7 +403,8 @@ def test_checker_finds_broken_commands_and_links() -> None:
 def test_checker_accepts_the_setup_commands() -> None:
     """The README's two set-up commands are the ones ``.ci/run`` runs, verbatim, and they pass the checks."""
     readme = (REPO / "README.md").read_text()
-    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    lines = (REPO / ".ci" / "run").read_text().splitlines()
+    ci = [line for line in lines if line and not line.startswith(("#", "set ", "cd "))]
     blocks = [b.text.strip() for b in bash_blocks(REPO / "README.md", readme)]
     assert len(ci) == 2 and all(c in blocks for c in ci), (ci, blocks)
 
@@ -498,4 +506,12 @@ def test_runnable_blocks_at_smoke_scale(sandbox, monkeypatch, capsys, restored_l
                 print(f"{time.monotonic() - start:5.1f} s  {where}")
             ran.append(where)
     assert ran
-    assert (cwd / "bundles/rotation/models/plots/losses.png").is_file() and (cwd / "runs/my_ct/stage1/encoder.pt").is_file()
+    assert (cwd / "bundles/rotation/models/plots/losses.png").is_file()
+    assert (cwd / "runs/my_ct/stage1/encoder.pt").is_file()
+
+
+def test_runner_reports_a_failing_command(tmp_path, monkeypatch, restored_logging) -> None:
+    """A documented command that fails is seen as failing: the runner returns the tool's exit status."""
+    monkeypatch.chdir(REPO)
+    assert run_in_process(["python", "tools/check_data.py", str(tmp_path / "no_such_datalist.json")]) == 1
+    assert run_in_process(["python", "tools/make_datalist.py", str(tmp_path / "no_such_folder")]) == 1
