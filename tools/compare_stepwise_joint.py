@@ -66,20 +66,22 @@ ARMS: dict[str, list[str]] = {"stepwise": ["stage1", "stage2", "stage3"], "joint
 
 
 def parse_epochs(epochs: str | Mapping[str, int] | None, default: Mapping[str, int]) -> dict[str, int]:
-    """``"stage1=20,stage2=10"`` (or a dict) merged over ``default``; ``joint`` defaults to the stages' sum.
+    """``"stage1=20,stage2=10"`` (or a dict) merged over ``default`` (the scale's).
 
-    Stages without a value keep the bundle's (and overlay's) ``max_epochs``; then the joint default is not set.
+    ``joint`` is the three stages' sum (the same number of passes over the data) unless given in ``epochs``; stages
+    without a value keep the bundle's (and overlay's) ``max_epochs``, and then ``joint`` keeps its default too.
     """
-    out = dict(default)
+    given: dict[str, int] = {}
     if isinstance(epochs, Mapping):
-        out.update({str(k): int(v) for k, v in epochs.items()})
+        given = {str(k): int(v) for k, v in epochs.items()}
     elif epochs:
         for item in as_list(epochs):
             key, _, value = str(item).partition("=")
             if key not in ARMS["stepwise"] + ARMS["joint"] or not value:
                 raise ValueError(f"--epochs item {item!r}: expected stage1=N, stage2=N, stage3=N or joint=N.")
-            out[key] = int(value)
-    if "joint" not in out and all(s in out for s in ARMS["stepwise"]):
+            given[key] = int(value)
+    out = {**default, **given}
+    if "joint" not in given and all(s in out for s in ARMS["stepwise"]):
         out["joint"] = sum(out[s] for s in ARMS["stepwise"])
     return out
 

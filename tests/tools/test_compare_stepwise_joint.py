@@ -56,6 +56,7 @@ def test_epochs_default_the_joint_arm_to_the_stages_sum() -> None:
     assert csj.parse_epochs("stage1=4,stage2=2", {"stage3": 1}) == {"stage1": 4, "stage2": 2, "stage3": 1, "joint": 7}
     assert csj.parse_epochs({"joint": 3}, {"stage1": 1, "stage2": 1, "stage3": 1})["joint"] == 3
     assert csj.parse_epochs(None, {}) == {}
+    assert csj.parse_epochs("stage1=3,stage2=2,stage3=1", {"stage1": 150, "joint": 50})["joint"] == 6
     with pytest.raises(ValueError, match="stage4=2"):
         csj.parse_epochs("stage4=2", {})
 
