@@ -165,7 +165,7 @@ def benchmark_stage(bundle_dir: str, stage: str, overlays: list[str], output_dir
     step = statistics.median(s["total"] for s in steps)
     plain_step = statistics.median(plain_counted)
     per_step = _samples(preloaded[0])
-    pipeline = _data_pipeline(loader, min(20, max(5, iterations // 4)))
+    pipeline = _data_pipeline(loader, min(20, max(3, iterations // 2)))
     split = {p: statistics.median(s[p] for s in steps) for p in PHASES}
     return {
         "iterations": len(steps),
@@ -227,6 +227,7 @@ def benchmark(
                 + f"\nratio bundle/plain: {result['ratio_bundle_over_plain']:.2f} ({stage})", flush=True,
             )  # fmt: skip
     report["machine"]["load_average_after"] = os.getloadavg()
+    print(f"load average before {report['machine']['load_average_before']}, after {report['machine']['load_average_after']}")
     slowest = max(report["stages"].values(), key=lambda r: r["step_seconds"]["median"])
     print(f"ratio bundle/plain: {slowest['ratio_bundle_over_plain']:.2f}")
     if output_json:

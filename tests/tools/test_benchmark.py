@@ -21,12 +21,15 @@ from common.tasks import PretextClassificationTask  # noqa: E402
 
 
 def test_report_of_an_adversarial_stage(tmp_path, capsys) -> None:
-    datalist = write_phantom_dataset(str(tmp_path / "data"), num_volumes=2, shape=(40, 40, 36))
+    datalist = write_phantom_dataset(str(tmp_path / "data"), num_volumes=2, shape=(36, 36, 34))
     out = str(tmp_path / "bench.json")
-    report = benchmark.benchmark(os.path.join(REPO_ROOT, "bundles", "rotation"), overlays="smoke", stages="3", iterations=4,
-                                 warmup=1, chunk=2, output_json=out, datalist=datalist)  # fmt: skip
+    # smoke overlay, 3 iterations of each loop (1 not counted), switching every iteration: seconds, every figure
+    report = benchmark.benchmark(os.path.join(REPO_ROOT, "bundles", "rotation"), overlays="smoke", stages="3", iterations=2,
+                                 warmup=1, chunk=1, output_json=out, datalist=datalist)  # fmt: skip
     stage = report["stages"]["stage3"]
-    assert stage["iterations"] == 4 and stage["ratio_bundle_over_plain"] > 0
+    assert stage["iterations"] == 2 and stage["ratio_bundle_over_plain"] > 0
+    assert stage["ratio_bundle_over_plain"] == round(stage["step_seconds"]["median"] / stage["plain_step_seconds"]["median"], 3)
+    assert stage["parameters"]["adversary"] > 0 and set(stage["parameters"]) >= {"encoder", "head", "decoder"}
     assert set(stage["split_seconds"]) == set(benchmark.PHASES) and stage["split_seconds"]["critic"] > 0
     assert stage["peak_memory_mb"] > 0 and stage["data_pipeline_samples_per_second"] > 0
     assert json.load(open(out))["stages"]["stage3"]["cubes_per_step"] == stage["cubes_per_step"]
