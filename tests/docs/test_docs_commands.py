@@ -149,19 +149,29 @@ class Signature:
 
 
 @cache
-def tool_signature(tool: Path) -> Signature:
-    """The signature of the function a tool passes to ``fire.Fire``, read from its source.
+def fire_targets(tool: Path) -> dict[str | None, Signature | None]:
+    """What a tool hands to ``fire.Fire``, read from its source: ``{None: signature}`` for one function, or
+    ``{command: signature}`` for a dict of commands. A signature is ``None`` when the function is not defined in the
+    tool itself (imported), so its flags cannot be checked here.
 
     Raises:
-        AssertionError: when the tool has no ``fire.Fire(<function>)`` call.
+        AssertionError: when the tool has no ``fire.Fire(...)`` call.
     """
     tree = ast.parse(tool.read_text())
     target = None
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "fire.Fire" and node.args:
-            target = ast.unparse(node.args[0])
-    assert target, f"{tool}: no fire.Fire(<function>) call"
-    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == target)
+            target = node.args[0]
+    assert target is not None, f"{tool}: no fire.Fire(...) call"
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    if isinstance(target, ast.Dict):
+        names = {ast.literal_eval(k): ast.unparse(v) for k, v in zip(target.keys, target.values)}
+    else:
+        names = {None: ast.unparse(target)}
+    return {command: _signature(functions[name]) if name in functions else None for command, name in names.items()}
+
+
+def _signature(fn: ast.FunctionDef) -> Signature:
     positional = fn.args.posonlyargs + fn.args.args
     defaults = [None] * (len(positional) - len(fn.args.defaults)) + list(fn.args.defaults)
     args, defaults = positional + fn.args.kwonlyargs, defaults + list(fn.args.kw_defaults)
@@ -222,8 +232,17 @@ def check_tool(tokens: list[str], problems: list[str]) -> None:
     if not (REPO / tool).is_file():
         problems.append(f"{tool} does not exist")
         return
-    sig = tool_signature(REPO / tool)
-    positional, flags = parse_flags(tokens[1:], set(sig.booleans))
+    targets, args = fire_targets(REPO / tool), tokens[1:]
+    if None not in targets:  # a dict of commands: the first argument names one
+        if not args or args[0] not in targets:
+            problems.append(f"{tool}: the first argument must be one of the commands {sorted(targets)}")
+            return
+        tool, sig, args = f"{tool} {args[0]}", targets[args[0]], args[1:]
+    else:
+        sig = targets[None]
+    if sig is None:
+        return
+    positional, flags = parse_flags(args, set(sig.booleans))
     if "help" in flags:
         return
     bound = dict(zip(sig.positional, positional))
@@ -378,6 +397,8 @@ def test_checker_finds_broken_commands_and_links() -> None:
         "  --bundle_root bundles/rotation --learning_rat 1e-3",
         "python -m monai.bundle verify_metadata --meta_fil bundles/rotation/configs/metadata.json",
         "python -m monai.bundle no_such_command",
+        "python tools/benchmark_scaling.py no_such_command bundles/rotation",
+        "python tools/benchmark_scaling.py measure bundles/rotation --no_such_flag 1",
         "```",
     ])  # fmt: skip
     problems = "\n".join(check_page(REPO / "README.md", broken))
@@ -393,10 +414,12 @@ def test_checker_finds_broken_commands_and_links() -> None:
         "--meta_fil is neither a parameter nor an id",
         "monai.bundle no_such_command: no such command",
         "link 'docs/reliability.md#no-such-part': no heading with the anchor #no-such-part",
+        "tools/benchmark_scaling.py: the first argument must be one of the commands ['measure', 'sweep']",
+        "--no_such_flag is neither a parameter nor an id of the configs of bundles/rotation",
     ]:
         assert fault in problems, f"not reported: {fault}\n{problems}"
     assert "'docs/reliability.md'" not in problems
-    assert len(problems.splitlines()) == 11, problems
+    assert len(problems.splitlines()) == 13, problems
 
 
 def test_checker_accepts_the_setup_commands() -> None:
