@@ -15,7 +15,6 @@ and ``<name>.md`` (one row per stage: start, end, best, chance, verdict, restora
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 
 import fire
@@ -142,4 +141,4 @@ def learning_report(*paths: str, out_dir: str = ".", name: str = "learning") -> 
 
 
 if __name__ == "__main__":
-    sys.exit(fire.Fire(learning_report, serialize=lambda _: None))
+    fire.Fire(learning_report, serialize=lambda _: None)
