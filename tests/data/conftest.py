@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from common.data import sample_data, sdist
+from dicom_series_writer import write_dicom_series  # noqa: F401  (used by the fake sdist)
 
 TOP = f"{sdist.PACKAGE}-{sdist.VERSION}"
 REF = "tests/reference_files/"
@@ -58,33 +59,6 @@ def _shift(affine: np.ndarray, offset: tuple[int, int, int]) -> np.ndarray:
     return affine @ np.array(
         [[1, 0, 0, offset[0]], [0, 1, 0, offset[1]], [0, 0, 1, offset[2]], [0, 0, 0, 1]], dtype=float
     )
-
-
-def write_dicom_series(folder: Path, volume_zyx: np.ndarray, spacing_xyz, origin_xyz) -> None:
-    """Writes an uncompressed DICOM CT series with ITK, one extensionless file per slice."""
-    import itk
-
-    folder.mkdir(parents=True, exist_ok=True)
-    image_2d = itk.Image[itk.SS, 2]
-    study, series = "1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12"
-    for k in range(volume_zyx.shape[0]):
-        sl = itk.image_from_array(np.ascontiguousarray(volume_zyx[k].astype(np.int16)))
-        sl.SetSpacing([float(spacing_xyz[0]), float(spacing_xyz[1])])
-        sl.SetOrigin([float(origin_xyz[0]), float(origin_xyz[1])])
-        meta = itk.MetaDataDictionary()
-        tags = {
-            "0008|0060": "CT", "0008|0016": "1.2.840.10008.5.1.4.1.1.2", "0020|000d": study, "0020|000e": series,
-            "0008|0018": f"1.2.826.0.1.3680043.8.498.13.{k + 1}", "0020|0013": str(k + 1),
-            "0020|0032": f"{origin_xyz[0]}\\{origin_xyz[1]}\\{origin_xyz[2] + k * spacing_xyz[2]}",
-            "0020|0037": "1\\0\\0\\0\\1\\0", "0018|0050": str(spacing_xyz[2]),
-        }  # fmt: skip
-        for tag, value in tags.items():
-            meta[tag] = value
-        sl.SetMetaDataDictionary(meta)
-        imageio = itk.GDCMImageIO.New()
-        imageio.KeepOriginalUIDOn()
-        writer = itk.ImageFileWriter[image_2d].New(Input=sl, FileName=str(folder / f"CT.{k + 1:04d}"), ImageIO=imageio)
-        writer.Update()
 
 
 def build_fake_sdist(dest: Path) -> FakeSdist:

@@ -192,7 +192,7 @@ def test_missing_image_key_empty_list_and_duplicates(tmp_path):
 
 
 def test_dicom_series_and_mha_are_read_like_monai(tmp_path):
-    from conftest import write_dicom_series
+    from dicom_series_writer import write_dicom_series
 
     import itk
 

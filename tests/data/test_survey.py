@@ -19,7 +19,7 @@ AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 def make_nested_folder(root: Path) -> Path:
     """A nested folder: CT as NIfTI, NRRD and a DICOM series, an MR, a copy, label maps and a truncated file."""
     import itk
-    from conftest import write_dicom_series
+    from dicom_series_writer import write_dicom_series
 
     ct1 = make_ct_phantom((24, 24, 16), seed=1)
     save_nifti(ct1, AFFINE, root / "patient1" / "ct.nii.gz")
