@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import locale
 import os
 import tempfile
+import warnings
 
 import pytest
 import torch
@@ -18,19 +20,24 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+_TEXT_LOCALE = locale.setlocale(locale.LC_CTYPE)  # the process's text locale when the suite starts
+
+
+def _restore_text_locale(when: str) -> None:
+    current = locale.setlocale(locale.LC_CTYPE)
+    if current != _TEXT_LOCALE:
+        locale.setlocale(locale.LC_CTYPE, _TEXT_LOCALE)
+        warnings.warn(f"{when} changed the text locale from {_TEXT_LOCALE!r} to {current!r}; restored", stacklevel=2)
+
+
 @pytest.fixture(autouse=True)
 def _text_locale_kept(request: pytest.FixtureRequest):
-    """Restore the process's text locale after a test that changed it, with a warning naming that test.
+    """Restore the process's text locale around every test, with a warning naming what changed it.
 
-    A library that calls ``setlocale(LC_ALL, "C")`` turns Python's default text encoding into ASCII, and every later
-    ``open()`` of a UTF-8 file without an explicit encoding fails far from the cause.
+    ITK's DICOM writer (GDCM) calls ``setlocale(LC_ALL, "C")``, which turns Python's default text encoding into
+    ASCII: every later ``open()`` of a UTF-8 file without an explicit encoding then fails far from the cause. The
+    check runs after the higher-scoped fixtures are set up (a session fixture writing DICOM) and after the test.
     """
-    import locale
-    import warnings
-
-    before = locale.setlocale(locale.LC_CTYPE)
+    _restore_text_locale(f"a fixture set up for {request.node.nodeid}")
     yield
-    after = locale.setlocale(locale.LC_CTYPE)
-    if after != before:
-        locale.setlocale(locale.LC_CTYPE, before)
-        warnings.warn(f"{request.node.nodeid} changed the text locale from {before!r} to {after!r}; restored", stacklevel=1)
+    _restore_text_locale(request.node.nodeid)
