@@ -47,7 +47,7 @@ class AugmentationEmbedding(nn.Module):
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         if code.ndim != 2 or code.shape[1] != self.code_size:
-            raise ValueError(f"augmentation codes must be (B, {self.code_size}), got {tuple(code.shape)}.")
+            raise ValueError(f"augmentation codes must be (B, {self.code_size}), got {list(code.shape)}.")
         return self.layers(code)
 
 

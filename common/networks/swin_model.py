@@ -54,6 +54,20 @@ class SwinUnitedModel(UnitedModel):
             raise TypeError(f"SwinUnitedModel's decoder must be a SwinUNETRDecoder, got {type(decoder).__name__}.")
         self.normalize = normalize
         self.patch_size = int(encoder.patch_size[0])
+        self._register_load_state_dict_pre_hook(self._accept_swin_unetr_keys)
+
+    def _accept_swin_unetr_keys(self, state_dict: dict[str, torch.Tensor], prefix: str, *_: Any) -> None:
+        """Read ``model.pt`` (a plain SwinUNETR state dict: ``swinViT.*`` and the decoder blocks at the root).
+
+        MONAI Label starts training from ``model.pt`` with ``CheckpointLoader(load_dict={"model": network},
+        strict=False)``; without this mapping no tensor would land and training would silently start from scratch.
+        """
+        blocks = tuple(f"{prefix}{name}." for name, _ in self.decoder.named_children()) if self.decoder is not None else ()
+        for key in list(state_dict):
+            if key.startswith(f"{prefix}swinViT."):
+                state_dict[f"{prefix}encoder.{key[len(prefix) + len('swinViT.'):]}"] = state_dict.pop(key)
+            elif blocks and key.startswith(blocks):
+                state_dict[f"{prefix}decoder.{key[len(prefix):]}"] = state_dict.pop(key)
 
     def restorer(self) -> SwinUNETR | None:
         """A plain ``SwinUNETR`` made of this model's encoder and decoder (shared), or ``None`` in stage 1."""
