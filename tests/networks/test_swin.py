@@ -84,6 +84,21 @@ def test_restorer_is_a_plain_swin_unetr_sharing_the_model_modules() -> None:
         torch.testing.assert_close(restorer(x), model(x)["reconstruction"], rtol=0, atol=0)
 
 
+def test_model_pt_loads_into_the_training_model_as_monai_label_starts_from_it() -> None:
+    torch.manual_seed(1)
+    plain = SwinUNETR(in_channels=1, out_channels=1, **TINY).state_dict()  # model.pt: a plain SwinUNETR
+    model = SwinUnitedModel(swin_vit(**TINY), SwinPretextHead(16 * 12, 4, 8, pooling="mean"), SwinUNETRDecoder(1, 1, 12))
+    result = model.load_state_dict(dict(plain), strict=False)  # MONAI Label's CheckpointLoader(strict=False)
+    assert result.unexpected_keys == [] and all(k.startswith("head.") for k in result.missing_keys)
+    loaded = model.restorer().state_dict()
+    assert loaded.keys() == plain.keys() and all(torch.equal(loaded[k], plain[k]) for k in plain)
+    model.load_state_dict(model.state_dict(), strict=True)  # its own layout still loads strictly
+    stage1 = SwinUnitedModel(swin_vit(**TINY), SwinPretextHead(16 * 12, 4, 8, pooling="mean"))
+    unexpected = stage1.load_state_dict(dict(plain), strict=False).unexpected_keys
+    assert unexpected and all(k.split(".")[0] in DECODER_BLOCKS for k in unexpected)  # no decoder: blocks not renamed
+    assert torch.equal(stage1.encoder.patch_embed.proj.weight, plain["swinViT.patch_embed.proj.weight"])
+
+
 def test_stage1_model_has_no_decoder_block_and_no_restorer() -> None:
     model = SwinUnitedModel(swin_vit(**TINY), SwinPretextHead(16 * 12, 4, 8, pooling="mean"))
     assert set(model.components()) == {"encoder", "head"} and model.restorer() is None
