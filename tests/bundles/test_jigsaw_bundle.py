@@ -4,6 +4,7 @@ from the configured cube, its labels index the configured permutation set, and t
 from __future__ import annotations
 
 import torch
+from overfit_steps import mean_of, overfit_history
 
 from common.transforms import RandJigsawd, gap_width, jigsaw
 
@@ -28,10 +29,8 @@ def test_the_pretext_task_is_learnable_on_one_cube() -> None:
     """Sanity: one cube in 8 arrangements (with the gap); the permutation cross-entropy falls from ln 8 and the
     decoder learns to re-assemble the cube, within a few dozen steps of the unchanged trainer (the demo's real
     cubes need far longer, see the README)."""
-    from ignite.engine import Events
 
     from common.data import make_ct_phantom
-    from common.engines import UnitedObjective, UnitedTrainer
     from common.networks import ClassificationHead, GenesisDecoder, GenesisEncoder, UnitedModel
     from common.tasks import PretextClassificationTask
     from common.transforms import hamming_permutations
@@ -46,14 +45,7 @@ def test_the_pretext_task_is_learnable_on_one_cube() -> None:
     }
     torch.manual_seed(0)
     model = UnitedModel(GenesisEncoder(3, 1, 4, 3), ClassificationHead(3, 32, 8, 32, 64), GenesisDecoder(3, 1, 4, 3))
-    optimizer = torch.optim.NAdam(model.parameters(), lr=2e-3, betas=(0.5, 0.999))
-    trainer = UnitedTrainer("cpu", 40, [batch], model, optimizer, UnitedObjective(PretextClassificationTask(), 1.0, 10.0))
-    history: list[tuple[float, float]] = []
-    trainer.add_event_handler(
-        Events.ITERATION_COMPLETED, lambda e: history.append((e.state.output["loss_dis"], e.state.output["loss_res"]))
-    )
-    trainer.run()
+    history = overfit_history(model, PretextClassificationTask(), batch)
     first, last = history[:5], history[-5:]
-    mean = lambda rows, i: sum(r[i] for r in rows) / len(rows)  # noqa: E731
-    assert mean(last, 0) < 0.6 * mean(first, 0), history
-    assert mean(last, 1) < 0.5 * mean(first, 1), history
+    assert mean_of(last, 0) < 0.6 * mean_of(first, 0), history
+    assert mean_of(last, 1) < 0.5 * mean_of(first, 1), history

@@ -4,10 +4,9 @@ learns to undo the rotation (stage 2), within a few dozen steps."""
 from __future__ import annotations
 
 import torch
-from ignite.engine import Events
+from overfit_steps import mean_of, overfit_history
 
 from common.data import make_ct_phantom
-from common.engines import UnitedObjective, UnitedTrainer
 from common.networks import ClassificationHead, GenesisDecoder, GenesisEncoder, UnitedModel
 from common.tasks import PretextClassificationTask
 from common.transforms import apply_rotation, rotation_group
@@ -29,14 +28,7 @@ def test_losses_fall_when_overfitting_one_cube() -> None:
     model = UnitedModel(
         GenesisEncoder(3, 1, 4, 3), ClassificationHead(3, 32, 8, 32, 64), GenesisDecoder(3, 1, 4, 3)
     )
-    optimizer = torch.optim.NAdam(model.parameters(), lr=2e-3, betas=(0.5, 0.999))
-    trainer = UnitedTrainer("cpu", 40, [batch], model, optimizer, UnitedObjective(PretextClassificationTask(), 1.0, 10.0))
-    history: list[tuple[float, float]] = []
-    trainer.add_event_handler(
-        Events.ITERATION_COMPLETED, lambda e: history.append((e.state.output["loss_dis"], e.state.output["loss_res"]))
-    )
-    trainer.run()
+    history = overfit_history(model, PretextClassificationTask(), batch)
     first, last = history[:5], history[-5:]
-    mean = lambda rows, i: sum(r[i] for r in rows) / len(rows)  # noqa: E731
-    assert mean(last, 0) < 0.6 * mean(first, 0), history  # rotation cross-entropy, from ln 8
-    assert mean(last, 1) < 0.5 * mean(first, 1), history  # restoration MSE
+    assert mean_of(last, 0) < 0.6 * mean_of(first, 0), history  # rotation cross-entropy, from ln 8
+    assert mean_of(last, 1) < 0.5 * mean_of(first, 1), history  # restoration MSE

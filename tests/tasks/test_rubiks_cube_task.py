@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from overfit_steps import mean_of, overfit_history
 
 from common.networks import GenesisDecoder, GenesisEncoder, OctadHead, SiameseOctadModel
 from common.tasks import RubiksCubeTask
@@ -54,10 +55,8 @@ def test_missing_keys_are_named() -> None:
 def test_the_task_learns_one_cube() -> None:
     """Sanity: on octads of one cube (8 permutation classes, random turns) the order and flag losses fall and every
     branch learns to restore its sub-cube, within a few dozen steps of the unchanged trainer."""
-    from ignite.engine import Events
 
     from common.data import make_ct_phantom
-    from common.engines import UnitedObjective, UnitedTrainer
 
     hu = torch.as_tensor(make_ct_phantom((48, 48, 40), seed=1)).float()
     cube = ((hu.clamp(-1000, 1000) + 1000) / 2000)[None, 14:32, 14:32, 10:28]  # 2 x 8 + gap 2
@@ -67,14 +66,7 @@ def test_the_task_learns_one_cube() -> None:
     torch.manual_seed(0)
     encoder = GenesisEncoder(3, 1, 4, 3)
     model = SiameseOctadModel(encoder, OctadHead(32, 8, hidden_features=64), GenesisDecoder(3, 1, 4, 3))
-    optimizer = torch.optim.NAdam(model.parameters(), lr=2e-3, betas=(0.5, 0.999))
-    trainer = UnitedTrainer("cpu", 40, [batch], model, optimizer, UnitedObjective(RubiksCubeTask(), 1.0, 10.0))
-    history: list[tuple[float, float]] = []
-    trainer.add_event_handler(
-        Events.ITERATION_COMPLETED, lambda e: history.append((e.state.output["loss_dis"], e.state.output["loss_res"]))
-    )
-    trainer.run()
+    history = overfit_history(model, RubiksCubeTask(), batch)
     first, last = history[:5], history[-5:]
-    mean = lambda rows, i: sum(r[i] for r in rows) / len(rows)  # noqa: E731
-    assert mean(last, 0) < 0.6 * mean(first, 0), history  # from ln 8 + 8 x ln 2 / 8
-    assert mean(last, 1) < 0.5 * mean(first, 1), history  # branch-wise restoration MSE
+    assert mean_of(last, 0) < 0.6 * mean_of(first, 0), history  # from ln 8 + 8 x ln 2 / 8
+    assert mean_of(last, 1) < 0.5 * mean_of(first, 1), history  # branch-wise restoration MSE
