@@ -8,20 +8,10 @@ from collections.abc import Callable
 from pydoc import locate
 
 import pytest
+from bundle_workflows import BUNDLES, config, workflow_factory
 from monai.bundle import ConfigWorkflow
 
 from common.data import write_phantom_dataset
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUNDLES = os.path.join(REPO_ROOT, "bundles")
-BUNDLE = os.path.join(BUNDLES, "rotation")
-#: The method bundles (generated from the shared template: they have a method.yaml).
-METHOD_BUNDLES = sorted(d for d in os.listdir(BUNDLES) if os.path.isfile(os.path.join(BUNDLES, d, "method.yaml")))
-
-
-def config(name: str, bundle: str = "rotation") -> str:
-    """Path of a bundle config file by name (``train`` -> ``bundles/<bundle>/configs/train.yaml``)."""
-    return os.path.join(BUNDLES, bundle, "configs", name if name.endswith((".yaml", ".json", ".conf")) else f"{name}.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -50,27 +40,6 @@ def bundle_datalist(phantom_datalist: str) -> Callable[[str], str]:
         return cache[bundle]
 
     return _get
-
-
-def workflow_factory(datalist: str | Callable[[str], str], output_dir: str) -> Callable[..., ConfigWorkflow]:
-    """Build workflows of any bundle on ``datalist`` (a path, or ``bundle -> path``), writing to ``output_dir``."""
-
-    def _make(*names: str, workflow_type: str = "train", bundle: str = "rotation", **overrides: object) -> ConfigWorkflow:
-        path = datalist(bundle) if callable(datalist) else datalist
-        overrides.setdefault("dataset_dir", os.path.dirname(path))
-        overrides.setdefault("datalist", path)
-        overrides.setdefault("output_dir", output_dir)
-        files = [config("train", bundle)] if workflow_type == "train" else []
-        return ConfigWorkflow(
-            config_file=files + [config(n, bundle) for n in names],
-            meta_file=config("metadata.json", bundle),
-            logging_file=config("logging.conf", bundle),
-            workflow_type=workflow_type,
-            bundle_root=os.path.join(BUNDLES, bundle),
-            **overrides,
-        )
-
-    return _make
 
 
 @pytest.fixture
@@ -122,12 +91,3 @@ def chained_stages(bundle_datalist, tmp_path_factory: pytest.TempPathFactory) ->
         return cache[bundle]
 
     return _get
-
-
-def run(workflow: ConfigWorkflow) -> ConfigWorkflow:
-    """initialize, check the bundle properties, run and finalize."""
-    workflow.initialize()
-    assert workflow.check_properties() == []
-    workflow.run()
-    workflow.finalize()
-    return workflow

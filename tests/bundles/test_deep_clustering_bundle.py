@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import torch
-from conftest import run
+from bundle_workflows import run
 from ignite.engine import Events
 
 from common.handlers import read_metrics_log

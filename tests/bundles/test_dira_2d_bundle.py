@@ -10,7 +10,7 @@ import os
 
 import pytest
 import torch
-from conftest import run, workflow_factory
+from bundle_workflows import run, workflow_factory
 from monai.transforms import Compose
 
 from common.data.errors import DataError

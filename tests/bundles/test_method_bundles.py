@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import BUNDLES, METHOD_BUNDLES, REPO_ROOT, config, run
+from bundle_workflows import BUNDLES, METHOD_BUNDLES, REPO_ROOT, config, run
 from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
 
 SCHEMA = os.path.join(REPO_ROOT, "tools", "schema", "meta_schema_20240725.json")

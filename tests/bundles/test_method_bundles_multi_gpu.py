@@ -18,7 +18,7 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import BUNDLES, METHOD_BUNDLES, REPO_ROOT, config
+from bundle_workflows import BUNDLES, METHOD_BUNDLES, REPO_ROOT, config
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with the gloo backend is unavailable"

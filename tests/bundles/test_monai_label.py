@@ -12,7 +12,7 @@ import os
 
 import pytest
 import torch
-from conftest import BUNDLES, METHOD_BUNDLES, config, run
+from bundle_workflows import BUNDLES, METHOD_BUNDLES, config, run
 from monai.bundle import ConfigParser
 from monai.transforms import Compose, LoadImaged, Orientationd, Spacingd
 

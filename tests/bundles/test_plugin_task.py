@@ -12,7 +12,7 @@ import os
 
 import pytest
 import torch
-from conftest import run
+from bundle_workflows import run
 from ignite.engine import Events
 
 from common.handlers import load_component

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import BUNDLE, REPO_ROOT, config, run
+from bundle_workflows import BUNDLE, REPO_ROOT, config, run
 from ignite.engine import Events
 
 from common.data import write_phantom_dataset

@@ -12,7 +12,7 @@ import os
 
 import pytest
 import torch
-from conftest import run
+from bundle_workflows import run
 from ignite.engine import Events
 
 #: Smoke-overlay losses of the phantom datalist, seed 0, recorded before the task took over the forward pass.

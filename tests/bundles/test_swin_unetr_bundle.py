@@ -9,7 +9,7 @@ import json
 import os
 
 import torch
-from conftest import BUNDLES, config
+from bundle_workflows import BUNDLES, config
 from monai.bundle import ConfigParser
 from monai.networks.nets import SwinUNETR
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import BUNDLE, config
+from bundle_workflows import BUNDLE, config
 
 mlflow = pytest.importorskip("mlflow")
 

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, run
+from bundle_workflows import REPO_ROOT, run
 from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.transforms import Compose
 

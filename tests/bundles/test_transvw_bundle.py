@@ -12,7 +12,7 @@ import os
 
 import pytest
 import torch
-from conftest import BUNDLES, run
+from bundle_workflows import BUNDLES, run
 from monai.transforms import Compose
 
 from common.data.errors import DataError

@@ -13,7 +13,7 @@ import os
 
 import pytest
 import torch
-from conftest import run
+from bundle_workflows import run
 
 TWO_VIEW = ["moco", "byol", "pcrl"]
 

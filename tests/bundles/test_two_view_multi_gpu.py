@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import BUNDLES, REPO_ROOT, config
+from bundle_workflows import BUNDLES, REPO_ROOT, config
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs gloo")
 

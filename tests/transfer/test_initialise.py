@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from conftest import ROTATION
+from pretrained_stages import ROTATION
 
 from common.transfer import (
     backbone_settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import ROTATION
+from pretrained_stages import ROTATION
 from torch import nn
 
 from common.networks import ClassificationHead, GenesisEncoder, Restorer

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import ROTATION
+from pretrained_stages import ROTATION
 
 from common.transfer import backbone_settings, discover_ssl_bundles, read_ssl_bundle, stage_folders
 
