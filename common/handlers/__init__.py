@@ -61,3 +61,6 @@ __all__ = [
 from common.handlers.reclustering import Reclustering
 
 __all__ += ["Reclustering"]
+from common.handlers.last_epoch_validation import LastEpochValidationHandler
+
+__all__ += ["LastEpochValidationHandler"]

@@ -116,16 +116,8 @@ def _bundle_datalist(bundle: str, phantom: str, tmp_path) -> str:
 # and whose model.pt has FlexibleUNet keys, a transfer bundle); UNITED_SSL_ALL_BUNDLES=1 checks every bundle.
 REPRESENTATIVE = {"swin_unetr", "dira_2d", "pcrl", "transfer_segmentation"}
 EVERY_BUNDLE = os.environ.get("UNITED_SSL_ALL_BUNDLES") == "1"
-# Known defect (open): a packaged transfer bundle's MONAI Label training run does not rewrite models/model.pt
-# (the best-Dice saver), so inference would keep serving the previous weights.
-KNOWN_DEFECT = {
-    b: "packaged transfer bundle: MONAI Label training does not rewrite models/model.pt (open defect)"
-    for b in ("transfer_segmentation", "transfer_classification")
-}
 PACKAGED = [
-    pytest.param(b, marks=pytest.mark.xfail(reason=KNOWN_DEFECT[b], strict=True)) if b in KNOWN_DEFECT
-    and (EVERY_BUNDLE or b in REPRESENTATIVE)
-    else b if EVERY_BUNDLE or b in REPRESENTATIVE
+    b if EVERY_BUNDLE or b in REPRESENTATIVE
     else pytest.param(b, marks=pytest.mark.skip(reason="packaged check of every bundle: UNITED_SSL_ALL_BUNDLES=1"))
     for b in ALL_BUNDLES
 ]  # fmt: skip
