@@ -42,3 +42,38 @@ def test_hd95_in_millimetres_on_an_anisotropic_grid() -> None:
         engine.run([([pred], [gt])])
         results[name] = engine.state.metrics["hd95"]
     assert results == {"mm": 12.0, "voxels": 3.0}
+
+
+def test_a_missed_structure_scores_the_image_diagonal_not_zero() -> None:
+    """MONAI scores an empty prediction NaN and its mean turns that into 0 mm (perfect); here it is the worst case."""
+    gt = torch.zeros(2, 8, 8, 8)
+    gt[1, 2:4, 2:4, 2:4] = 1
+    gt[0] = 1 - gt[1]
+    empty = torch.zeros_like(gt)
+    empty[0] = 1  # background everywhere: the structure is missed
+    engine = Engine(lambda e, batch: batch)
+    HausdorffDistanceMM(spacing=[6.0, 6.0, 4.0]).attach(engine, "hd95")
+    engine.run([([empty], [gt])])
+    diagonal = ((7 * 6.0) ** 2 + (7 * 6.0) ** 2 + (7 * 4.0) ** 2) ** 0.5  # corner-to-corner voxel centres, mm
+    assert engine.state.metrics["hd95"] == pytest.approx(diagonal)
+
+
+def test_a_structure_absent_from_the_label_is_not_scored() -> None:
+    """Empty label: nothing to measure (NaN, left out of the mean), whatever the prediction says."""
+    from common.transfer.metrics import MissedStructureHausdorffMetric
+
+    metric = MissedStructureHausdorffMetric(include_background=False, percentile=95)
+    gt, pred = torch.zeros(1, 2, 8, 8, 8), torch.zeros(1, 2, 8, 8, 8)
+    gt[:, 0], pred[:, 0] = 1, 1
+    pred[0, 1, 1, 1, 1], pred[0, 0, 1, 1, 1] = 1, 0
+    assert torch.isnan(metric(pred, gt, spacing=[1.0, 1.0, 1.0])).all()
+    assert torch.isnan(metric(gt.clone(), gt)).all()  # both empty: also not scored
+
+
+def test_image_diagonal_rejects_a_spacing_of_the_wrong_length() -> None:
+    from common.transfer.metrics import image_diagonal
+
+    assert image_diagonal([2, 3], None) == pytest.approx(5**0.5)
+    assert image_diagonal([2, 2, 2], 2.0) == pytest.approx(12**0.5)
+    with pytest.raises(ValueError, match="spacing"):
+        image_diagonal([8, 8, 8], [1.0, 1.0])
