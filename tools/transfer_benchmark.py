@@ -117,8 +117,8 @@ SCALES: dict[str, dict[str, Any]] = {
             "progress_bar": False,
         },  # fmt: skip
         "stage_epochs": {"stage1": 150, "stage2": 30, "stage3": 10, "joint": 50},
-        "segmentation": {"roi_size": [32, 32, 8], "slab": 8, "steps": 30, "batch_size": 2, "num_samples": 2,
-                         "learning_rate": 3.0e-3},  # fmt: skip
+        "segmentation": {"roi_size": [32, 32, 8], "slab": 8, "steps": 120, "batch_size": 2, "num_samples": 2,
+                         "learning_rate": 1.0e-3},  # fmt: skip
         "classification": {"roi_size": [16, 16, 8], "pool_per_class": 40, "test_per_class": 32, "steps": 40,
                            "batch_size": 1, "num_samples": 16, "learning_rate": 3.0e-3},  # fmt: skip
     },
