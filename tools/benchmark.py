@@ -231,7 +231,7 @@ def benchmark(
     slowest = max(report["stages"].values(), key=lambda r: r["step_seconds"]["median"])
     print(f"ratio bundle/plain: {slowest['ratio_bundle_over_plain']:.2f}")
     if output_json:
-        with open(output_json, "w") as f:
+        with open(output_json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
             f.write("\n")
     return report

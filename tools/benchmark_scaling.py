@@ -156,7 +156,7 @@ def sweep(bundle_dir: str, stages: str = "1,2,3", sweep_cubes: int = 2, batch_cu
     report["load_average_after"] = os.getloadavg()
     print(_table(report["cube_size"], shape, voxels) + "\n\n" + _table(report["cubes"], shape, lambda r: r["cubes"]))
     if output_json:
-        with open(output_json, "w") as f:
+        with open(output_json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
             f.write("\n")
     return report

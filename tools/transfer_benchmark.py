@@ -44,6 +44,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import fire
@@ -486,7 +487,7 @@ def benchmark(
     first = sorted(stages)[0]
     reference = {
         "bundle": read_ssl_bundle(os.path.join(bundles_dir, first)).path,
-        "settings": json.load(open(os.path.join(stages[first][sorted(stages[first])[0]], "run.json")))["settings"],
+        "settings": json.loads(Path(stages[first][sorted(stages[first])[0]], "run.json").read_text(encoding="utf-8"))["settings"],
         "bundles": {b.name: b.path for b in chosen},
     }
     runs_csv = os.path.join(results_dir, "runs.csv")
@@ -542,11 +543,11 @@ def benchmark(
         f"# Transfer benchmark ({scale} scale)\n\nTest subject {test.get('subject')} (never pretrained or trained on); "
         f"training subject {train.get('subject')}; grid {cfg['spacing']} mm; {seeds} seeds; methods "
         f"{sorted(stages)}{'; failed: ' + json.dumps(failures) if failures else ''}. Wall time "
-        f"{timing['total_seconds'] / 60:.1f} min.\n\n## What pretraining learned\n\n" + open(learning["md"]).read() + "\n"
+        f"{timing['total_seconds'] / 60:.1f} min.\n\n## What pretraining learned\n\n" + Path(learning["md"]).read_text(encoding="utf-8") + "\n"
     )
     with open(os.path.join(results_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write(header + "## Annotation efficiency\n\n" + "\n".join(tables))
-    print(open(os.path.join(results_dir, "results.md")).read())
+    print(Path(results_dir, "results.md").read_text(encoding="utf-8"))
     return {"runs": runs_csv, "results": os.path.join(results_dir, "results.md"), "plots": plots}
 
 
