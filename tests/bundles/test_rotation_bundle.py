@@ -63,3 +63,20 @@ def test_losses_for_a_fixed_seed_are_unchanged(make_workflow) -> None:
         for got, want in zip(losses, golden[stage]["iterations"], strict=True):
             assert {k: got[k] for k in want} == pytest.approx(want, rel=1e-4, abs=1e-6), stage
         assert {k: evaluator.state.metrics[k] for k in golden[stage]["val"]} == pytest.approx(golden[stage]["val"], rel=1e-4)
+
+
+def test_worker_processes_persist_across_epochs(make_workflow) -> None:
+    """With ``num_workers > 0`` the template's loader keeps its worker processes from one epoch to the next (a demo
+    epoch is 2 batches: restarting workers every epoch cost more than they saved, docs/performance.md)."""
+    workflow = make_workflow("stage1", "smoke", num_workers=1, max_epochs=2)
+    workflow.initialize()
+    loader = workflow.parser.get_parsed_content("train#dataloader")
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    workers_seen = []
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: workers_seen.append(loader._iterator))
+    workflow.run()
+    workflow.finalize()
+    assert loader.persistent_workers and loader.num_workers == 1
+    # the same live worker iterator in both epochs (without persistence the loader keeps none: None)
+    assert len(workers_seen) == 2 and workers_seen[0] is not None and workers_seen[0] is workers_seen[1]
+    assert trainer.state.epoch == 2 and torch.isfinite(torch.as_tensor(trainer.state.output["loss"]))
