@@ -1,9 +1,13 @@
-"""Every command and every local link in the documentation works as written.
+"""Every command and every local link in the documentation works as written, and every bash block is marked.
 
 The documentation is ``README.md``, ``docs/*.md`` and ``bundles/*/docs/README.md``. From each file this test takes
 every fenced ``bash`` block and splits it into commands (continuation lines joined, comments dropped, ``&&``,
-``;`` and ``|`` separating commands), then:
+``;`` and ``|`` separating commands; :mod:`docs_markdown`), then:
 
+* **checks every bash block's marker**: the line before its fence must be ``<!-- docs-test: run -->`` (the block runs
+  at smoke scale in ``test_docs_runnable.py``) or ``<!-- docs-test: not run: <reason> -->`` (it cannot run here: a
+  multi-node launch, a server, a paper-scale GPU run ...), so no command escapes silently; a malformed marker or one
+  not right before a fence fails too;
 * **checks every command statically**: ``python tools/X.py`` must name an existing tool, and every flag must be a
   parameter of the function the tool hands to ``fire.Fire`` (read from the tool's source); required parameters must
   be given. Where that function takes bundle overrides (``tools/pretrain.py``), every other flag must be an id of
@@ -12,12 +16,7 @@ every fenced ``bash`` block and splits it into commands (continuation lines join
   must exist, and every override must be an id of those configs (MONAI would otherwise add an unused id
   silently). Any other repository path a command names (``bundles/...``, ``tools/...``, ``docs/...``) must exist,
   except what runs write (``models/``, ``eval/``, ``runs/``, ``plots/``).
-* **checks every local link** (``[text](path)``, images included) resolves to an existing file or folder;
-* **runs the blocks marked ``<!-- docs-test: run -->``** (the line before the fence) at smoke scale: the bash blocks
-  page by page, then the marked ``python`` blocks (which may read what the bash blocks wrote), in this process, in a
-  temporary copy of ``tools/`` and ``bundles/``: the ``demo`` overlay becomes ``smoke``, ``UNITED_SSL_DATA`` points at
-  a phantom dataset (:func:`common.data.write_phantom_dataset`) and the folder ``my_ct/`` holds phantom volumes
-  without a datalist (the "own data" examples). Every command must exit 0, every Python block run without error.
+* **checks every local link** (``[text](path)``, images included) resolves to an existing file or folder.
 
 ``test_checker_finds_broken_commands_and_links`` feeds the checker a deliberately broken page and asserts it
 reports each fault, so the checks above can fail.
@@ -27,23 +26,15 @@ from __future__ import annotations
 
 import ast
 import inspect
-import logging
-import os
 import re
-import runpy
-import shlex
-import shutil
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
+from docs_markdown import REPO, bash_blocks, commands, doc_files, marker_problems
 
-REPO = Path(__file__).resolve().parents[2]
-RUN_MARKER = "<!-- docs-test: run -->"
 #: Path prefixes a command may name that must exist in the repository.
 REPO_PREFIXES = ("bundles/", "tools/", "docs/", "common/", "tests/")
 #: Path parts that runs write (a command may name them before they exist).
@@ -53,61 +44,7 @@ FILE_FLAGS = ("config_file", "meta_file", "logging_file", "bundle_root", "args_f
 #: Flags of ``monai.bundle`` commands that write their value (not checked for existence).
 OUTPUT_FLAGS = {"ckpt_export": ("filepath",)}
 
-_FENCE = re.compile(r"^(?P<marker><!-- docs-test: run -->\n)?```(?P<lang>bash|python)\n(?P<body>.*?)^```", re.M | re.S)
 _LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One fenced bash block: the file, the line of its fence, its text and whether it is marked runnable."""
-
-    path: Path
-    line: int
-    text: str
-    runnable: bool
-    lang: str = "bash"
-
-
-def doc_files() -> list[Path]:
-    """The documentation files, README first."""
-    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(REPO.glob("bundles/*/docs/README.md"))]
-    return [f for f in files if f.is_file()]
-
-
-def fenced_blocks(path: Path, text: str | None = None) -> list[Block]:
-    """The fenced ``bash`` and ``python`` blocks of a Markdown file, with the line of each fence."""
-    text = path.read_text() if text is None else text
-    blocks = []
-    for m in _FENCE.finditer(text):
-        line = text.count("\n", 0, m.start("body"))
-        blocks.append(Block(path, line, m.group("body"), bool(m.group("marker")), m.group("lang")))
-    return blocks
-
-
-def bash_blocks(path: Path, text: str | None = None) -> list[Block]:
-    """The fenced ``bash`` blocks of a Markdown file."""
-    return [b for b in fenced_blocks(path, text) if b.lang == "bash"]
-
-
-def commands(block: str) -> Iterator[list[str]]:
-    """The commands of a bash block as token lists (``&&``, ``;``, ``|`` split; comments and ``#!`` dropped)."""
-    text = re.sub(r"\\\n\s*", " ", block)
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
-        tokens, current = list(lexer), []
-        for token in tokens:
-            if token in ("&&", ";", "|", "||", "&"):
-                if current:
-                    yield current
-                current = []
-            else:
-                current.append(token)
-        if current:
-            yield current
 
 
 def parse_flags(args: list[str], boolean: set[str] = frozenset()) -> tuple[list[str], dict[str, str | None]]:
@@ -364,9 +301,9 @@ def check_links(path: Path, text: str | None = None) -> list[str]:
 
 
 def check_page(path: Path, text: str | None = None) -> list[str]:
-    """Every problem of one page: its commands and its links, each prefixed with the file and line."""
+    """Every problem of one page: its markers, its commands and its links, each prefixed with the file and line."""
     text = path.read_text() if text is None else text
-    problems = []
+    problems = marker_problems(path, text)
     for block in bash_blocks(path, text):
         for tokens in commands(block.text):
             found: list[str] = []
@@ -386,6 +323,7 @@ def test_checker_finds_broken_commands_and_links() -> None:
     broken = "\n".join([
         "See [the guide](docs/no_such_page.md) and [ok](docs/reliability.md),",
         "and [here](docs/reliability.md#no-such-part).",
+        "<!-- docs-test: run -->",
         "```bash",
         "python tools/no_such_tool.py",
         "python tools/make_datalist.py /data/ct --no_such_flag 3",
@@ -399,6 +337,26 @@ def test_checker_finds_broken_commands_and_links() -> None:
         "python -m monai.bundle no_such_command",
         "python tools/benchmark_scaling.py no_such_command bundles/rotation",
         "python tools/benchmark_scaling.py measure bundles/rotation --no_such_flag 1",
+        "```",
+        "<!-- docs-test: not run: a server -->",
+        "```bash",
+        "tensorboard --logdir runs",
+        "```",
+        "```bash",
+        "python tools/plot_run.py runs/unmarked",
+        "```",
+        "<!-- docs-test: not run: -->",
+        "```bash",
+        "python tools/plot_run.py runs/no_reason",
+        "```",
+        "<!-- docs-test: skip -->",
+        "```bash",
+        "python tools/plot_run.py runs/unknown_marker",
+        "```",
+        "<!-- docs-test: run -->",
+        "",
+        "```bash",
+        "python tools/plot_run.py runs/detached_marker",
         "```",
     ])  # fmt: skip
     problems = "\n".join(check_page(REPO / "README.md", broken))
@@ -416,10 +374,16 @@ def test_checker_finds_broken_commands_and_links() -> None:
         "link 'docs/reliability.md#no-such-part': no heading with the anchor #no-such-part",
         "tools/benchmark_scaling.py: the first argument must be one of the commands ['measure', 'sweep']",
         "--no_such_flag is neither a parameter nor an id of the configs of bundles/rotation",
+        "README.md:21: bash block marked neither <!-- docs-test: run --> nor <!-- docs-test: not run: <reason> -->",
+        "README.md:25: marker <!-- docs-test: not run: --> is neither 'run' nor 'not run: <reason>'",
+        "README.md:29: marker <!-- docs-test: skip --> is neither 'run' nor 'not run: <reason>'",
+        "README.md:34: bash block marked neither",  # the marker two lines up is not attached to it
+        "README.md: 1 docs-test marker(s) not on the line right before a bash or python fence (marker lines [32])",
     ]:
         assert fault in problems, f"not reported: {fault}\n{problems}"
     assert "'docs/reliability.md'" not in problems
-    assert len(problems.splitlines()) == 13, problems
+    assert "README.md:18" not in problems and "README.md:4: bash block" not in problems  # the marked blocks are fine
+    assert len(problems.splitlines()) == 18, problems
 
 
 def test_checker_accepts_the_setup_commands() -> None:
@@ -429,118 +393,3 @@ def test_checker_accepts_the_setup_commands() -> None:
     ci = [line for line in lines if line and not line.startswith(("#", "set ", "cd "))]
     blocks = [b.text.strip() for b in bash_blocks(REPO / "README.md", readme)]
     assert len(ci) == 2 and all(c in blocks for c in ci), (ci, blocks)
-
-
-# ---- runnable blocks at smoke scale --------------------------------------------------------------------------------
-
-
-def runnable_blocks() -> list[Block]:
-    """The marked blocks: every bash block first (page by page), then the Python ones, which may use their outputs."""
-    blocks = [b for f in doc_files() for b in fenced_blocks(f) if b.runnable]
-    return sorted(blocks, key=lambda b: b.lang != "bash")
-
-
-def smoke_command(tokens: list[str]) -> list[str]:
-    """A documented command at smoke scale: the ``demo`` overlay becomes ``smoke`` (file or ``--overlays`` name)."""
-    out = [token.replace("configs/demo.yaml", "configs/smoke.yaml") for token in tokens]
-    if "--overlays" in out:
-        i = out.index("--overlays") + 1
-        out[i] = ",".join("smoke" if o == "demo" else o for o in out[i].split(","))
-    return out
-
-
-def run_in_process(tokens: list[str]) -> int:
-    """Runs ``python tools/X.py ...`` or ``python -m module ...`` in this process (as ``__main__``, with its argv).
-
-    In-process saves the interpreter start and the torch/MONAI imports per command; the tool's own ``fire.Fire`` parses
-    the documented arguments exactly as on the command line. Returns the exit status.
-    """
-    assert tokens[0] in ("python", "python3") and len(tokens) > 1, f"not a python command: {tokens}"
-    module = tokens[2] if tokens[1] == "-m" else None
-    argv = [module, *tokens[3:]] if module else tokens[1:]
-    saved = sys.argv, list(sys.path)
-    sys.argv = argv
-    try:
-        if module:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-        else:
-            runpy.run_path(argv[0], run_name="__main__")
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv, sys.path[:] = saved
-    return 0
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory) -> Path:
-    """A temporary copy of ``tools/`` and ``bundles/`` (without run outputs), phantom data and ``my_ct/``."""
-    from common.data import write_phantom_dataset
-
-    root = tmp_path_factory.mktemp("docs")
-    ignore = shutil.ignore_patterns("models", "__pycache__", "eval", "*.pt")
-    for name in ("tools", "bundles"):
-        shutil.copytree(REPO / name, root / "repo" / name, ignore=ignore)
-    data = os.path.dirname(write_phantom_dataset(root / "phantom", num_volumes=3))
-    own = root / "repo" / "my_ct"
-    own.mkdir()
-    for f in (Path(data) / "images").iterdir():
-        shutil.copy(f, own / f.name)
-    return root / "repo", data
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """The root logger as it was: the bundles' ``setup_logging`` adds a file handler and console filters."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    filters = {h: list(h.filters) for h in handlers}
-    yield
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-        handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-        handler.filters[:] = filters[handler]
-    root.setLevel(level)
-
-
-@pytest.mark.skipif(not runnable_blocks(), reason="no block is marked runnable")
-def test_runnable_blocks_at_smoke_scale(sandbox, monkeypatch, capsys, restored_logging) -> None:
-    cwd, data = sandbox
-    monkeypatch.chdir(cwd)
-    monkeypatch.setenv("UNITED_SSL_DATA", data)
-    ran = []
-    try:
-        _run_marked_blocks(ran, capsys)
-    finally:  # the tools imported from the sandbox (plot_run ...) do not stay for later tests
-        for name, module in list(sys.modules.items()):
-            if str(getattr(module, "__file__", None) or "").startswith(str(cwd)):
-                del sys.modules[name]
-    assert ran
-    assert (cwd / "bundles/rotation/models/plots/losses.png").is_file()
-    assert (cwd / "runs/my_ct/stage1/encoder.pt").is_file()
-
-
-def _run_marked_blocks(ran: list[str], capsys: pytest.CaptureFixture) -> None:
-    """Runs every marked block (see the module docstring), appending ``file:line: command`` to ``ran``."""
-    for block in runnable_blocks():
-        if block.lang == "python":
-            where = f"{block.path.relative_to(REPO)}:{block.line}: python block"
-            exec(compile(block.text, where, "exec"), {"__name__": "__docs__"})
-            ran.append(where)
-            continue
-        for tokens in commands(block.text):
-            where = f"{block.path.relative_to(REPO)}:{block.line}: {shlex.join(tokens)}"
-            status = run_in_process(smoke_command(tokens))
-            out = capsys.readouterr()
-            assert status == 0, f"{where}\nexit {status}\n{out.out[-3000:]}\n{out.err[-3000:]}"
-            ran.append(where)
-
-
-def test_runner_reports_a_failing_command(tmp_path, monkeypatch, restored_logging) -> None:
-    """A documented command that fails is seen as failing: the runner returns the tool's exit status."""
-    monkeypatch.chdir(REPO)
-    assert run_in_process(["python", "tools/check_data.py", str(tmp_path / "no_such_datalist.json")]) == 1
-    assert run_in_process(["python", "tools/make_datalist.py", str(tmp_path / "no_such_folder")]) == 1
