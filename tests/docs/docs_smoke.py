@@ -19,7 +19,12 @@ written:
    width (``--base_channels 8`` -> 4, SwinUNETR's ``depths`` and ``num_heads``, DiRA's backbone).
 5. **Run lengths** (:data:`RUN_LENGTH`): the benchmark tools' own loop counts (``--iterations``, ``--warmup``,
    ``--chunk``, ``--epochs``, ``--counts``, ``--steps``) are capped; ``torchrun --nproc_per_node`` is 2.
-6. **The phantom task** (:data:`PHANTOM_TASK`): the transfer bundles' commands get the phantom's label set, validation
+6. **Separate runs**: a ``tools/pretrain.py`` command with bundle overrides (own data, another objective or cube
+   size) and no ``--output_dir`` is another run than the page's demo: it writes to ``runs/separate_<hash>`` (a bundle
+   refuses to resume a stage of another run, so run in order the README's examples would clash in ``models/``).
+7. **The pretrained network's crops**: a transfer command fine-tuning ``--pretrained_bundle X`` crops X's smoke
+   ``roi_size`` (SwinUNETR's smoke network needs 64 x 32 x 32).
+8. **The phantom task** (:data:`PHANTOM_TASK`): the transfer bundles' commands get the phantom's label set, validation
    subject and classes (the phantom organ stands in for the liver), where their configs define those ids;
    ``tools/transfer_benchmark.py`` and ``tools/compare_stepwise_joint.py`` get ``--profile phantom`` and the phantom
    datalist.
@@ -33,10 +38,12 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import json
 import os
 import re
 import runpy
+import shlex
 import signal
 import subprocess
 import sys
@@ -72,6 +79,8 @@ PHANTOM_TASK: dict[str, dict[str, str]] = {
         "source_labels": "[[1],[2]]",
     },
 }  # fmt: skip
+#: Parameters of tools/pretrain.py that choose stages and overlays, not another run (every other flag is an override).
+PRETRAIN_PARAMETERS = ("overlays", "stages", "joint")
 #: Tools whose runs benchmark the transfer tasks: they get the phantom's profile and datalist.
 PHANTOM_PROFILE_TOOLS = ("tools/transfer_benchmark.py", "tools/compare_stepwise_joint.py")
 #: Tools that report a failed measurement as an ``"error"`` row and still exit 0.
@@ -168,6 +177,11 @@ def smoke_command(tokens: list[str], data: str) -> list[str]:
     for flag, cap in RUN_LENGTH.items():
         if (value := _get(out, flag)) is not None:
             out = _set(out, flag, cap(value))
+    if program == "tools/pretrain.py" and _get(out, "output_dir") is None:
+        own = [t for t in out[3:] if t.startswith("--") and t[2:].partition("=")[0] not in PRETRAIN_PARAMETERS]
+        if own:  # another run than the page's demo: its own folder (a bundle refuses to mix two runs' stages)
+            digest = hashlib.sha1(shlex.join(tokens).encode()).hexdigest()[:8]
+            out = _set(out, "output_dir", f"runs/separate_{digest}")
     if bundle is None or not Path(bundle, "configs", "smoke.yaml").is_file():
         return env + out
     smoke = _ids(os.path.join(bundle, "configs", "smoke.yaml"))
@@ -184,6 +198,9 @@ def smoke_command(tokens: list[str], data: str) -> list[str]:
         for name in smoke:
             if name in inference:
                 out = _set(out, name, _yaml_value(smoke[name]))
+    pretrained = _get(out, "pretrained_bundle")
+    if pretrained and _flag_index(out, "roi_size") is None:  # crops the pretrained network takes at smoke scale
+        out = _set(out, "roi_size", _yaml_value(_ids(os.path.join(pretrained, "configs", "smoke.yaml"))["roi_size"]))
     configs = set().union(*(_ids(f) for f in files)) if files else set()
     for name, value in PHANTOM_TASK.get(Path(bundle).name, {}).items():
         if name in configs:
