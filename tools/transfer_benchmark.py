@@ -438,6 +438,7 @@ def benchmark(
         from common.data import default_cache_dir
 
         datalist = os.path.join(default_cache_dir(), "datalist.json")
+    results_dir = os.path.abspath(results_dir)  # the datalists it writes name files by absolute path
     os.makedirs(results_dir, exist_ok=True)
     logging_file = os.path.join(results_dir, "logging.conf")
     with open(logging_file, "w", encoding="utf-8") as f:

@@ -53,9 +53,10 @@ def test_initialisations(tmp_path) -> None:
     assert tb.initialisations("classification", stages, ref)[0]["settings"] == {"base_channels": 8}  # same network
 
 
-def test_smoke_benchmark(phantoms: str, tmp_path) -> None:
+def test_smoke_benchmark(phantoms: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative results folder, as the docs' command gives it
     out = str(tmp_path / "results")
-    kwargs = dict(scale="smoke", profile="phantom", datalist=phantoms, results_dir=out, fractions="1.0", seeds=2)
+    kwargs = dict(scale="smoke", profile="phantom", datalist=phantoms, results_dir="results", fractions="1.0", seeds=2)
     paths = tb.benchmark(**kwargs)
 
     # no voxel of the test subject in pretraining; the held-out region of the other subject does not overlap
