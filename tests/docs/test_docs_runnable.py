@@ -66,9 +66,8 @@ RUN_LAST: tuple[tuple[str, str], ...] = (
 )
 #: (page, command text) -> the known bug: the command must FAIL until it is fixed (then this entry must go).
 KNOWN_FAILING: dict[tuple[str, str], str] = {
-    ("docs/transfer.md", "tools/transfer_benchmark.py"): "a relative --results_dir: the pretraining datalist "
-    "holds paths relative to the working directory, read relative to its own folder (prepare_pretraining_data)",
-    ("docs/stepwise_vs_joint.md", "tools/compare_stepwise_joint.py"): "the same bug through its --results_dir",
+    ("docs/stepwise_vs_joint.md", "tools/compare_stepwise_joint.py"): "a relative --results_dir: its pretraining "
+    "datalist names files relative to the working directory and is read relative to its own folder",
 }
 #: page -> files (relative to the sandbox) its commands must have written.
 PAGE_WRITES: dict[str, tuple[str, ...]] = {
