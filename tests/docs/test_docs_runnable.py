@@ -65,10 +65,7 @@ RUN_LAST: tuple[tuple[str, str], ...] = (
     ("bundles/swin_unetr/docs/README.md", "--pretrained_bundle bundles/swin_unetr"),  # fine-tunes the stages below
 )
 #: (page, command text) -> the known bug: the command must FAIL until it is fixed (then this entry must go).
-KNOWN_FAILING: dict[tuple[str, str], str] = {
-    ("docs/stepwise_vs_joint.md", "tools/compare_stepwise_joint.py"): "a relative --results_dir: its pretraining "
-    "datalist names files relative to the working directory and is read relative to its own folder",
-}
+KNOWN_FAILING: dict[tuple[str, str], str] = {}
 #: page -> files (relative to the sandbox) its commands must have written.
 PAGE_WRITES: dict[str, tuple[str, ...]] = {
     "docs/quickstart.md": ("bundles/rotation/models/plots/losses.png", "runs/my_ct/stage1/encoder.pt"),

@@ -67,9 +67,10 @@ def test_2d_bundles_are_refused_before_any_work(tmp_path) -> None:
     assert not os.path.exists(tmp_path / "cmp")
 
 
-def test_smoke_comparison_scores_both_arms_and_counts_a_forced_divergence(phantoms: str, tmp_path) -> None:
+def test_smoke_comparison_scores_both_arms_and_counts_a_forced_divergence(phantoms: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative results folder, as the docs' command gives it
     out = str(tmp_path / "cmp")
-    kwargs = dict(scale="smoke", profile="phantom", datalist=phantoms, results_dir=out, tasks="segmentation")
+    kwargs = dict(scale="smoke", profile="phantom", datalist=phantoms, results_dir="cmp", tasks="segmentation")
     # seed 0: both arms train and are fine-tuned
     paths = csj.compare(ROTATION, seeds=1, **kwargs)
     first = json.load(open(paths["json"]))
