@@ -271,7 +271,7 @@ def compare(
     tasks = as_list(tasks)
     seeds = int(seeds)
     stage_epochs = parse_epochs(epochs, cfg["stage_epochs"])
-    results_dir = os.path.abspath(results_dir or os.path.join("results", "stepwise_vs_joint", name))  # datalists name files by absolute path
+    results_dir = results_dir or os.path.join("results", "stepwise_vs_joint", name)
     if datalist is None:
         from common.data import default_cache_dir
 

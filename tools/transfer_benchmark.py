@@ -186,6 +186,7 @@ def prepare_pretraining_data(out: str, train: dict, others: list[dict], val_regi
     ``val_region`` (fractions of its inferior-to-superior extent) as two volumes, and the slab in between as the
     validation set. A middle slab looks like what is pretrained on around it, so its pretext accuracy measures
     generalisation to unseen voxels of familiar anatomy. The test subject is not in it."""
+    out = os.path.abspath(out)  # the datalist is read relative to its own folder: name its files by absolute path
     low, high = val_region
     unlabeled, validation, regions = [{"image": train["image"], "subject": train.get("subject")}], [], {}
     for entry in others:
@@ -438,7 +439,6 @@ def benchmark(
         from common.data import default_cache_dir
 
         datalist = os.path.join(default_cache_dir(), "datalist.json")
-    results_dir = os.path.abspath(results_dir)  # the datalists it writes name files by absolute path
     os.makedirs(results_dir, exist_ok=True)
     logging_file = os.path.join(results_dir, "logging.conf")
     with open(logging_file, "w", encoding="utf-8") as f:
