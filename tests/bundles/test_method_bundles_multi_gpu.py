@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 from bundle_workflows import BUNDLES, METHOD_BUNDLES, REPO_ROOT, config
+from torchrun_process import run_torchrun, with_pythonpath
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with the gloo backend is unavailable"
@@ -54,8 +52,8 @@ def torchrun(stage: str, datalist: str, output_dir: str, probe_dir: str, tmp_pat
         f'"+train#handlers":\n  - _target_: ddp_probe.RankStateDump\n    out_dir: "{probe_dir}"\n', encoding="utf-8"
     )
     files = [config(n, bundle) for n in ("train", stage, "smoke", "multi_gpu_train")] + [str(probe_overlay)]
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={NPROC}",
+    args = [
+        "--standalone", "--nnodes=1", f"--nproc_per_node={NPROC}",
         "-m", "monai.bundle", "run",
         "--config_file", repr(files),
         "--meta_file", config("metadata.json", bundle),
@@ -65,20 +63,10 @@ def torchrun(stage: str, datalist: str, output_dir: str, probe_dir: str, tmp_pat
         "--datalist", datalist,
         "--output_dir", output_dir,
     ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, env.get("PYTHONPATH")) if p)
-    # own session: on timeout the launcher and its workers are killed together, nothing is left behind
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8", errors="replace",
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
+    status, output = run_torchrun(args, env=with_pythonpath(HERE), cwd=REPO_ROOT, timeout=TIMEOUT)
+    if status is None:
         pytest.fail(f"torchrun {bundle} {stage} timed out after {TIMEOUT} s; output tail:\n{_tail(output)}")
-    assert proc.returncode == 0, f"torchrun {bundle} {stage} exited with {proc.returncode}; output tail:\n{_tail(output)}"
+    assert status == 0, f"torchrun {bundle} {stage} exited with {status}; output tail:\n{_tail(output)}"
     return output
 
 

@@ -9,14 +9,12 @@ averaging at work; equal starting weights show that the pretrained components we
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
+from torchrun_process import run_torchrun, with_pythonpath
 
 from common.engines.distributed import unwrap
 
@@ -69,27 +67,18 @@ def torchrun(bundle: str, overrides: dict[str, str], probe_dir: str, tmp_path) -
         f'"+train#handlers":\n  - _target_: test_transfer_multi_gpu.RankDump\n    out_dir: "{probe_dir}"\n', encoding="utf-8"
     )
     files = [os.path.join(configs, f) for f in ("train.yaml", "smoke.yaml", "multi_gpu_train.yaml")] + [str(overlay)]
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={NPROC}",
+    args = [
+        "--standalone", "--nnodes=1", f"--nproc_per_node={NPROC}",
         "-m", "monai.bundle", "run", "--config_file", repr(files),
         "--meta_file", os.path.join(configs, "metadata.json"), "--logging_file", os.path.join(configs, "logging.conf"),
         "--bundle_root", os.path.join(REPO, "bundles", bundle),
     ]  # fmt: skip
     for key, value in overrides.items():
-        cmd += [f"--{key}", value]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8", errors="replace",
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
+        args += [f"--{key}", value]
+    status, output = run_torchrun(args, env=with_pythonpath(HERE), cwd=REPO, timeout=TIMEOUT)
+    if status is None:
         pytest.fail(f"torchrun {bundle} timed out after {TIMEOUT} s; output tail:\n{_tail(output)}")
-    assert proc.returncode == 0, f"torchrun {bundle} exited with {proc.returncode}; output tail:\n{_tail(output)}"
+    assert status == 0, f"torchrun {bundle} exited with {status}; output tail:\n{_tail(output)}"
     return output
 
 

@@ -9,14 +9,12 @@ enqueues every rank's keys (``all_gather``), the EMA copies because they follow 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 from bundle_workflows import BUNDLES, REPO_ROOT, config
+from torchrun_process import run_torchrun, with_pythonpath
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs gloo")
 
@@ -29,24 +27,17 @@ def _torchrun(bundle: str, datalist: str, output_dir: str, probe_dir: str, tmp_p
     overlay = tmp_path / "task_probe.yaml"
     overlay.write_text(f'"+train#handlers":\n  - _target_: task_probe.TaskStateDump\n    out_dir: "{probe_dir}"\n', encoding="utf-8")
     files = [config(n, bundle) for n in ("train", "stage1", "smoke", "multi_gpu_train")] + [str(overlay)]
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={NPROC}",
+    args = [
+        "--standalone", "--nnodes=1", f"--nproc_per_node={NPROC}",
         "-m", "monai.bundle", "run", "--config_file", repr(files),
         "--meta_file", config("metadata.json", bundle), "--logging_file", config("logging.conf", bundle),
         "--bundle_root", os.path.join(BUNDLES, bundle), "--dataset_dir", os.path.dirname(datalist),
         "--datalist", datalist, "--output_dir", output_dir,
     ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8",
-                            errors="replace", start_new_session=True)  # fmt: skip
-    try:
-        output, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
+    status, output = run_torchrun(args, env=with_pythonpath(HERE), cwd=REPO_ROOT, timeout=TIMEOUT)
+    if status is None:
         pytest.fail(f"torchrun {bundle} timed out after {TIMEOUT} s:\n{output[-4000:]}")
-    assert proc.returncode == 0, f"torchrun {bundle} exited with {proc.returncode}:\n{output[-4000:]}"
+    assert status == 0, f"torchrun {bundle} exited with {status}:\n{output[-4000:]}"
     return output
 
 

@@ -44,13 +44,12 @@ import os
 import re
 import runpy
 import shlex
-import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import torchrun_process
 import yaml
 
 #: Path prefixes and what they become in the sandbox (``{data}``: the phantom dataset, ``$UNITED_SSL_DATA``).
@@ -249,19 +248,10 @@ def _environment(values: dict[str, str]):
 
 def run_torchrun(args: list[str], env: dict[str, str], timeout: float = TORCHRUN_TIMEOUT) -> tuple[int, str]:
     """``torchrun ARGS`` as ``python -m torch.distributed.run ARGS`` in its own session (killed whole on timeout)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8", errors="replace",
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
+    status, output = torchrun_process.run_torchrun(args, env=env, timeout=timeout)
+    if status is None:
         return -1, f"timed out after {timeout} s\n{output}"
-    return proc.returncode, output
+    return status, output
 
 
 def run_command(tokens: list[str]) -> tuple[int, str]:

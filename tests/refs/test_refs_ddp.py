@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from monai.losses import DiceCELoss
+from torchrun_process import run_torchrun
 
 from common.data import write_phantom_dataset
 from common.engines import UnitedObjective
@@ -136,24 +134,17 @@ def test_torchrun_runs_the_overlay_after_multi_gpu_train(tmp_path) -> None:
     configs = os.path.join(bundle, "configs")
     files = [os.path.join(configs, f"{n}.yaml") for n in ("train", "stage2", "smoke", "multi_gpu_train", "refs")]
     output_dir = str(tmp_path / "out")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={WORLD}",
+    args = [
+        "--standalone", "--nnodes=1", f"--nproc_per_node={WORLD}",
         "-m", "monai.bundle", "run", "--config_file", repr(files),
         "--meta_file", os.path.join(configs, "metadata.json"), "--logging_file", os.path.join(configs, "logging.conf"),
         "--bundle_root", bundle, "--dataset_dir", os.path.dirname(datalist), "--datalist", datalist,
         "--output_dir", output_dir, "--handoff_components", "[]", "--refs_projection", "True",
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        encoding="utf-8", errors="replace", start_new_session=True,
-    )  # fmt: skip
-    try:
-        output, _ = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
+    status, output = run_torchrun(args, cwd=REPO_ROOT, timeout=180)
+    if status is None:
         pytest.fail("torchrun with refs.yaml timed out:\n" + output[-4000:])
-    assert proc.returncode == 0, output[-4000:]
+    assert status == 0, output[-4000:]
     stage_dir = os.path.join(output_dir, "stage2")
     train = [json.loads(line) for line in open(os.path.join(stage_dir, "metrics.jsonl")) if '"train"' in line][-1]
     assert -1.0 <= train["refs_cosine"] <= 1.0 and train["loss_ref"] > 0
